@@ -1,0 +1,395 @@
+/*
+ * coll.c: collectives over point-to-point in a context reserved for the group's collectives.
+ *
+ * Algorithms (chosen for small same-host jobs where every transfer is one memcpy or one
+ * process_vm_readv): dissemination barrier, binomial bcast, binomial reduce in rank order (so
+ * non-commutative combines are correct), recursive-doubling allreduce for power-of-two groups
+ * (reduce + bcast otherwise), chain scan/exscan, linear gather/scatter at the root, ring
+ * allgather, pairwise all-to-all. Each collective kind uses its own tag, so a mismatched call
+ * sequence ends in a wait timeout that names the operation and the awaited rank.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+  SF__T_BARRIER = 1, SF__T_BCAST, SF__T_REDUCE, SF__T_REDUCE_ROOT, SF__T_ALLREDUCE, SF__T_SCAN,
+  SF__T_GATHER, SF__T_SCATTER, SF__T_ALLGATHER, SF__T_ALLTOALL,
+};
+
+static inline int W(const sf_group *g, int i) { return g->ranks ? g->ranks[i] : i; }
+
+static int sf__check_group(sf_job *job, const sf_group *g, const char *fn) {
+  if (job == NULL || g == NULL) return sf__err(SF_EINVAL, "%s: job and group are required", fn);
+  if (job->rank < 0) return sf__err(SF_ESTATE, "%s: job not attached", fn);
+  if (g->size < 1 || g->size > job->size || g->rank < 0 || g->rank >= g->size)
+    return sf__err(SF_ERANGE, "%s: group rank %d / size %d out of range", fn, g->rank, g->size);
+  if (W(g, g->rank) != job->rank)
+    return sf__err(SF_EINVAL, "%s: group member %d is rank %d, not this rank %d", fn, g->rank, W(g, g->rank), job->rank);
+  return 0;
+}
+
+static int sf__sendrecv(sf_job *job, const void *sb, size_t sl, int dst, void *rb, size_t rl, int src,
+                        uint32_t ctx, int tag) {
+  sf_req *rr = NULL, *sr = NULL;
+  int rc = sf_irecv(job, rb, rl, src, ctx, tag, &rr);
+  if (rc < 0) return rc;
+  rc = sf_isend(job, sb, sl, dst, ctx, tag, 0, &sr);
+  if (rc < 0) goto done;
+  rc = sf__wait_req(job, sr, NULL);
+  if (rc < 0) goto done;
+  rc = sf__wait_req(job, rr, NULL);
+done:
+  if (sr) sf_req_free(job, sr);
+  sf_req_free(job, rr);
+  return rc;
+}
+
+static int sf__waitall(sf_job *job, sf_req **reqs, int n) {
+  int rc = 0;
+  for (int i = 0; i < n; i++) {
+    if (reqs[i] == NULL) continue;
+    if (rc == 0) rc = sf__wait_req(job, reqs[i], NULL);
+    sf_req_free(job, reqs[i]);
+    reqs[i] = NULL;
+  }
+  return rc;
+}
+
+#define SF__LABEL(job, name)                    \
+  const char *saved_label = (job)->label;       \
+  if ((job)->label == NULL) (job)->label = name
+#define SF__UNLABEL(job) ((job)->label = saved_label)
+
+int sf_barrier(sf_job *job, const sf_group *g) {
+  int rc = sf__check_group(job, g, "sf_barrier");
+  if (rc < 0) return rc;
+  SF__LABEL(job, "sf_barrier");
+  for (int k = 1; k < g->size; k <<= 1) {
+    char s = 0, r;
+    rc = sf__sendrecv(job, &s, 0, W(g, (g->rank + k) % g->size), &r, 0,
+                      W(g, (g->rank - k + g->size) % g->size), g->ctx, SF__T_BARRIER);
+    if (rc < 0) break;
+  }
+  SF__UNLABEL(job);
+  return rc;
+}
+
+static int sf__bcast(sf_job *job, const sf_group *g, void *buf, size_t len, int root, int tag) {
+  int n = g->size, vr = (g->rank - root + n) % n, mask = 1, rc = 0, nreq = 0;
+  sf_req *reqs[32];
+  while (mask < n) {
+    if (vr & mask) {
+      rc = sf_recv(job, buf, len, W(g, (vr - mask + root) % n), g->ctx, tag, NULL);
+      if (rc < 0) return rc;
+      break;
+    }
+    mask <<= 1;
+  }
+  mask >>= 1;
+  while (mask > 0) {
+    if (vr + mask < n) {
+      rc = sf_isend(job, buf, len, W(g, (vr + mask + root) % n), g->ctx, tag, 0, &reqs[nreq]);
+      if (rc < 0) break;
+      nreq++;
+    }
+    mask >>= 1;
+  }
+  {
+    int rc2 = sf__waitall(job, reqs, nreq);
+    return rc < 0 ? rc : rc2;
+  }
+}
+
+int sf_bcast(sf_job *job, const sf_group *g, void *buf, size_t len, int root) {
+  int rc = sf__check_group(job, g, "sf_bcast");
+  if (rc < 0) return rc;
+  if (root < 0 || root >= g->size) return sf__err(SF_ERANGE, "root %d out of range for a group of size %d", root, g->size);
+  if (g->size == 1) return 0;
+  SF__LABEL(job, "sf_bcast");
+  rc = sf__bcast(job, g, buf, len, root, SF__T_BCAST);
+  SF__UNLABEL(job);
+  return rc;
+}
+
+/* Binomial reduce to group rank 0, in rank order. On return, rank 0's result is in *acc_out
+ * (malloc'd, caller frees); others get NULL. */
+static int sf__reduce0(sf_job *job, const sf_group *g, const void *in, size_t len, sf_combine_fn combine,
+                       void *arg, unsigned char **acc_out) {
+  int n = g->size, r = g->rank, rc = 0;
+  unsigned char *acc = malloc(len ? len : 1), *tmp = malloc(len ? len : 1), *t;
+  *acc_out = NULL;
+  if (acc == NULL || tmp == NULL) {
+    rc = sf__err(SF_ENOMEM, "out of memory for a %zu-byte reduction", len);
+    goto fail;
+  }
+  memcpy(acc, in, len);
+  for (int mask = 1; mask < n; mask <<= 1) {
+    if (r & mask) {
+      rc = sf_send(job, acc, len, W(g, r - mask), g->ctx, SF__T_REDUCE, 0);
+      if (rc < 0) goto fail;
+      break;
+    }
+    if (r + mask < n) {
+      rc = sf_recv(job, tmp, len, W(g, r + mask), g->ctx, SF__T_REDUCE, NULL);
+      if (rc < 0) goto fail;
+      rc = combine(acc, tmp, len, arg); /* tmp = acc (lower ranks) op tmp (higher) */
+      if (rc < 0) goto fail;
+      t = acc;
+      acc = tmp;
+      tmp = t;
+    }
+  }
+  free(tmp);
+  if (r == 0)
+    *acc_out = acc;
+  else
+    free(acc);
+  return 0;
+fail:
+  free(acc);
+  free(tmp);
+  return rc;
+}
+
+int sf_reduce(sf_job *job, const sf_group *g, const void *sbuf, void *rbuf, size_t len, sf_combine_fn combine,
+              void *arg, int root) {
+  unsigned char *acc = NULL;
+  int rc = sf__check_group(job, g, "sf_reduce");
+  if (rc < 0) return rc;
+  if (root < 0 || root >= g->size) return sf__err(SF_ERANGE, "root %d out of range for a group of size %d", root, g->size);
+  if (combine == NULL) return sf__err(SF_EINVAL, "sf_reduce: combine is NULL");
+  if (sbuf == NULL) sbuf = rbuf;
+  if (g->size == 1) {
+    if (rbuf != sbuf && len) memmove(rbuf, sbuf, len);
+    return 0;
+  }
+  SF__LABEL(job, "sf_reduce");
+  rc = sf__reduce0(job, g, sbuf, len, combine, arg, &acc);
+  if (rc < 0) goto done;
+  if (root == 0) {
+    if (g->rank == 0) memcpy(rbuf, acc, len);
+  } else if (g->rank == 0) {
+    rc = sf_send(job, acc, len, W(g, root), g->ctx, SF__T_REDUCE_ROOT, 0);
+  } else if (g->rank == root) {
+    rc = sf_recv(job, rbuf, len, W(g, 0), g->ctx, SF__T_REDUCE_ROOT, NULL);
+  }
+done:
+  free(acc);
+  SF__UNLABEL(job);
+  return rc;
+}
+
+int sf_allreduce(sf_job *job, const sf_group *g, const void *sbuf, void *rbuf, size_t len, sf_combine_fn combine,
+                 void *arg) {
+  int n, rc = sf__check_group(job, g, "sf_allreduce");
+  unsigned char *tmp = NULL, *acc = NULL;
+  if (rc < 0) return rc;
+  if (combine == NULL) return sf__err(SF_EINVAL, "sf_allreduce: combine is NULL");
+  if (sbuf != NULL && sbuf != rbuf && len) memcpy(rbuf, sbuf, len);
+  n = g->size;
+  if (n == 1 || len == 0) return 0;
+  SF__LABEL(job, "sf_allreduce");
+  if ((n & (n - 1)) == 0) {
+    /* Recursive doubling keeps rank order: the lower half's value is always `in`. */
+    tmp = malloc(len);
+    if (tmp == NULL) {
+      rc = sf__err(SF_ENOMEM, "out of memory for a %zu-byte allreduce", len);
+      goto done;
+    }
+    acc = rbuf;
+    for (int mask = 1; mask < n; mask <<= 1) {
+      int partner = g->rank ^ mask;
+      rc = sf__sendrecv(job, acc, len, W(g, partner), tmp, len, W(g, partner), g->ctx, SF__T_ALLREDUCE);
+      if (rc < 0) goto done;
+      if (partner < g->rank) {
+        rc = combine(tmp, acc, len, arg);
+      } else {
+        rc = combine(acc, tmp, len, arg);
+        if (rc >= 0) memcpy(acc, tmp, len);
+      }
+      if (rc < 0) goto done;
+    }
+  } else {
+    rc = sf__reduce0(job, g, rbuf, len, combine, arg, &acc);
+    if (rc < 0) goto done;
+    if (g->rank == 0) memcpy(rbuf, acc, len);
+    free(acc);
+    rc = sf__bcast(job, g, rbuf, len, 0, SF__T_BCAST);
+  }
+done:
+  free(tmp);
+  SF__UNLABEL(job);
+  return rc;
+}
+
+static int sf__scan(sf_job *job, const sf_group *g, const void *sbuf, void *rbuf, size_t len, sf_combine_fn combine,
+                    void *arg, int exclusive) {
+  int r = g->rank, n = g->size, rc = 0;
+  unsigned char *mine = NULL, *prefix = NULL;
+  if (combine == NULL) return sf__err(SF_EINVAL, "scan: combine is NULL");
+  if (sbuf == NULL) sbuf = rbuf;
+  mine = malloc(len ? len : 1);
+  prefix = malloc(len ? len : 1);
+  if (mine == NULL || prefix == NULL) {
+    rc = sf__err(SF_ENOMEM, "out of memory for a %zu-byte scan", len);
+    goto done;
+  }
+  memcpy(mine, sbuf, len);
+  if (r > 0) {
+    rc = sf_recv(job, prefix, len, W(g, r - 1), g->ctx, SF__T_SCAN, NULL);
+    if (rc < 0) goto done;
+  }
+  /* mine becomes prefix(0..r): prefix (lower) op mine */
+  if (r > 0) {
+    if (exclusive) memcpy(rbuf, prefix, len);
+    rc = combine(prefix, mine, len, arg);
+    if (rc < 0) goto done;
+  }
+  if (!exclusive) memcpy(rbuf, mine, len);
+  if (r < n - 1) rc = sf_send(job, mine, len, W(g, r + 1), g->ctx, SF__T_SCAN, 0);
+done:
+  free(mine);
+  free(prefix);
+  return rc;
+}
+
+int sf_scan(sf_job *job, const sf_group *g, const void *sbuf, void *rbuf, size_t len, sf_combine_fn combine, void *arg) {
+  int rc = sf__check_group(job, g, "sf_scan");
+  if (rc < 0) return rc;
+  SF__LABEL(job, "sf_scan");
+  rc = sf__scan(job, g, sbuf, rbuf, len, combine, arg, 0);
+  SF__UNLABEL(job);
+  return rc;
+}
+
+int sf_exscan(sf_job *job, const sf_group *g, const void *sbuf, void *rbuf, size_t len, sf_combine_fn combine,
+              void *arg) {
+  int rc = sf__check_group(job, g, "sf_exscan");
+  if (rc < 0) return rc;
+  SF__LABEL(job, "sf_exscan");
+  rc = sf__scan(job, g, sbuf, rbuf, len, combine, arg, 1);
+  SF__UNLABEL(job);
+  return rc;
+}
+
+static int sf__reqs(sf_job *job, int n, sf_req ***out) {
+  (void)job;
+  *out = calloc((size_t)n, sizeof **out);
+  return *out ? 0 : sf__err(SF_ENOMEM, "out of memory for %d requests", n);
+}
+
+int sf_gatherv(sf_job *job, const sf_group *g, const void *sbuf, size_t slen, void *rbuf, const size_t *lens,
+               const size_t *displs, int root) {
+  sf_req **reqs = NULL;
+  int rc = sf__check_group(job, g, "sf_gatherv");
+  if (rc < 0) return rc;
+  if (root < 0 || root >= g->size) return sf__err(SF_ERANGE, "root %d out of range for a group of size %d", root, g->size);
+  SF__LABEL(job, "sf_gatherv");
+  if (g->rank != root) {
+    rc = sf_send(job, sbuf, slen, W(g, root), g->ctx, SF__T_GATHER, 0);
+    goto done;
+  }
+  if ((rc = sf__reqs(job, g->size, &reqs)) < 0) goto done;
+  for (int i = 0; i < g->size && rc >= 0; i++) {
+    if (i == root) continue;
+    rc = sf_irecv(job, (char *)rbuf + displs[i], lens[i], W(g, i), g->ctx, SF__T_GATHER, &reqs[i]);
+  }
+  if (rc >= 0 && sbuf != NULL) {
+    if (slen > lens[root]) rc = sf__err(SF_ETRUNCATE, "gather: root's own block of %zu bytes exceeds %zu", slen, lens[root]);
+    else memmove((char *)rbuf + displs[root], sbuf, slen);
+  }
+  {
+    int rc2 = sf__waitall(job, reqs, g->size);
+    if (rc >= 0) rc = rc2;
+  }
+done:
+  free(reqs);
+  SF__UNLABEL(job);
+  return rc;
+}
+
+int sf_scatterv(sf_job *job, const sf_group *g, const void *sbuf, const size_t *lens, const size_t *displs, void *rbuf,
+                size_t rlen, int root) {
+  sf_req **reqs = NULL;
+  int rc = sf__check_group(job, g, "sf_scatterv");
+  if (rc < 0) return rc;
+  if (root < 0 || root >= g->size) return sf__err(SF_ERANGE, "root %d out of range for a group of size %d", root, g->size);
+  SF__LABEL(job, "sf_scatterv");
+  if (g->rank != root) {
+    rc = sf_recv(job, rbuf, rlen, W(g, root), g->ctx, SF__T_SCATTER, NULL);
+    goto done;
+  }
+  if ((rc = sf__reqs(job, g->size, &reqs)) < 0) goto done;
+  for (int i = 0; i < g->size && rc >= 0; i++) {
+    if (i == root) continue;
+    rc = sf_isend(job, (const char *)sbuf + displs[i], lens[i], W(g, i), g->ctx, SF__T_SCATTER, 0, &reqs[i]);
+  }
+  if (rc >= 0 && rbuf != NULL) {
+    if (lens[root] > rlen) rc = sf__err(SF_ETRUNCATE, "scatter: root's own block of %zu bytes exceeds %zu", lens[root], rlen);
+    else memmove(rbuf, (const char *)sbuf + displs[root], lens[root]);
+  }
+  {
+    int rc2 = sf__waitall(job, reqs, g->size);
+    if (rc >= 0) rc = rc2;
+  }
+done:
+  free(reqs);
+  SF__UNLABEL(job);
+  return rc;
+}
+
+int sf_allgatherv(sf_job *job, const sf_group *g, const void *sbuf, size_t slen, void *rbuf, const size_t *lens,
+                  const size_t *displs) {
+  int n, r, rc = sf__check_group(job, g, "sf_allgatherv");
+  if (rc < 0) return rc;
+  n = g->size;
+  r = g->rank;
+  if (sbuf != NULL) {
+    if (slen > lens[r]) return sf__err(SF_ETRUNCATE, "allgather: own block of %zu bytes exceeds %zu", slen, lens[r]);
+    memmove((char *)rbuf + displs[r], sbuf, slen);
+  }
+  SF__LABEL(job, "sf_allgatherv");
+  for (int s = 0; s < n - 1; s++) {
+    int sb = (r - s + n) % n, rb = (r - s - 1 + n) % n;
+    rc = sf__sendrecv(job, (char *)rbuf + displs[sb], lens[sb], W(g, (r + 1) % n), (char *)rbuf + displs[rb], lens[rb],
+                      W(g, (r - 1 + n) % n), g->ctx, SF__T_ALLGATHER);
+    if (rc < 0) break;
+  }
+  SF__UNLABEL(job);
+  return rc;
+}
+
+int sf_alltoallv(sf_job *job, const sf_group *g, const void *sbuf, const size_t *slens, const size_t *sdispls,
+                 void *rbuf, const size_t *rlens, const size_t *rdispls) {
+  sf_req **reqs = NULL;
+  int n, r, rc = sf__check_group(job, g, "sf_alltoallv");
+  if (rc < 0) return rc;
+  n = g->size;
+  r = g->rank;
+  if (slens[r] > rlens[r]) return sf__err(SF_ETRUNCATE, "alltoall: own block of %zu bytes exceeds %zu", slens[r], rlens[r]);
+  SF__LABEL(job, "sf_alltoallv");
+  if ((rc = sf__reqs(job, 2 * n, &reqs)) < 0) goto done;
+  for (int k = 1; k < n && rc >= 0; k++) {
+    int from = (r - k + n) % n;
+    rc = sf_irecv(job, (char *)rbuf + rdispls[from], rlens[from], W(g, from), g->ctx, SF__T_ALLTOALL, &reqs[2 * k]);
+  }
+  for (int k = 1; k < n && rc >= 0; k++) {
+    int to = (r + k) % n;
+    rc = sf_isend(job, (const char *)sbuf + sdispls[to], slens[to], W(g, to), g->ctx, SF__T_ALLTOALL, 0,
+                  &reqs[2 * k + 1]);
+  }
+  if (rc >= 0) memmove((char *)rbuf + rdispls[r], (const char *)sbuf + sdispls[r], slens[r]);
+  {
+    int rc2 = sf__waitall(job, reqs, 2 * n);
+    if (rc >= 0) rc = rc2;
+  }
+done:
+  free(reqs);
+  SF__UNLABEL(job);
+  return rc;
+}

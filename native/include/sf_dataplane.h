@@ -1,0 +1,319 @@
+/*
+ * sf_dataplane.h: the same-host data plane of sfmpi (shared by libsfmpi and the Node addon).
+ *
+ * A job is one shared memory region created BEFORE the fork point, holding
+ *
+ *   +--------------------+  offset 0
+ *   | control block      |  magic, version, size, per-rank pid/state/doorbell,
+ *   |                    |  the job abort word (failing rank, code, cause)
+ *   +--------------------+
+ *   | ring[src][dst]     |  size*size single-producer/single-consumer byte rings
+ *   | ...                |  (src == dst is the loopback ring of a rank)
+ *   +--------------------+
+ *
+ * and every rank (the origin and its clones) holds a process-local sf_job handle on it with its
+ * own queues (posted receives, unexpected messages). Frames in a ring have a fixed 32-byte header
+ * (magic, version, type, source, destination, context, tag, length), drawn in sf_frame.h of the
+ * implementation; a malformed frame is reported as SF_EPROTO, never a crash.
+ *
+ * Life cycle (C: sf_job_fork does all of it; the Node addon forks by itself):
+ *
+ *   1. sf_job_create(&job, &opts)          in the origin, before the fork point
+ *   2. fork() size-1 times                 (origin: sf_job_set_pid(job, r, pid) for each clone)
+ *   3. sf_job_attach(job, rank)            in every rank after the fork (origin: rank 0)
+ *   4. point-to-point and collectives      sf_isend/sf_irecv/sf_wait..., sf_barrier, sf_bcast...
+ *   5. sf_job_destroy(job)                 unmaps the region in this process only
+ *
+ * Error convention (libuv style): every function returning int returns 0 (or a non-negative
+ * value where documented) on success and a negative SF_E* code on failure; the one-line message
+ * of the last failure on this thread is sf_last_error(). Nothing in the data plane prints, exits,
+ * aborts, installs a signal handler or keeps process-global state: several jobs may coexist.
+ *
+ * Threads: a job handle is not thread-safe; use it from one thread at a time (the JS thread, or
+ * the MPI program's thread; MPI_THREAD_FUNNELED/SERIALIZED is what libsfmpi provides).
+ *
+ * Waiting: a blocking call spins for a few microseconds, then sleeps on a futex doorbell of its
+ * rank; every tick (SF_TICK_MS) it checks the job abort word and whether a peer died, and it
+ * gives up after the wait timeout (SFMPI_TIMEOUT_MS, else SFMPI_WAIT_TIMEOUT_MS, else 60 s) with
+ * SF_ETIMEDOUT and a message naming the operation, this rank and the rank(s) it waited for.
+ */
+#ifndef SF_DATAPLANE_H
+#define SF_DATAPLANE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SF_DATAPLANE_VERSION 1
+
+/* Error codes (negative return values). */
+#define SF_OK 0
+#define SF_EINVAL (-1)      /* bad argument (message names it) */
+#define SF_ENOMEM (-2)      /* out of memory */
+#define SF_ESYS (-3)        /* a system call failed (message names it and errno) */
+#define SF_ETIMEDOUT (-4)   /* a blocking wait exceeded the wait timeout */
+#define SF_EPEERDIED (-5)   /* a peer rank died (exited without finishing, or by a signal) */
+#define SF_EABORTED (-6)    /* the job was aborted (sf_job_abort by some rank) */
+#define SF_ETRUNCATE (-7)   /* a message was longer than the receive buffer */
+#define SF_EPROTO (-8)      /* a malformed frame was found in a ring */
+#define SF_ERANGE (-9)      /* a rank, tag, count or size out of range (message names it) */
+#define SF_ESTATE (-10)     /* call not valid in this state (not attached, finalized...) */
+
+/* Wildcards and limits. */
+#define SF_ANY_SOURCE (-1)
+#define SF_ANY_TAG (-1)
+#define SF_PROC_NULL (-2)
+#define SF_TAG_MAX 0x3fffffff  /* user tags are 0..SF_TAG_MAX; larger ones are reserved */
+#define SF_MAX_RANKS 256
+#define SF_TICK_MS 25           /* wake-up period of a sleeping waiter */
+
+typedef struct sf_job sf_job;
+typedef struct sf_req sf_req;
+
+/* Options of sf_job_create. Zero-initialise, then set what you need. */
+typedef struct sf_job_options {
+  int size;              /* number of ranks, 1..SF_MAX_RANKS (required) */
+  size_t ring_bytes;     /* bytes per ring, power of two; 0 = automatic (256 KiB..1 MiB) */
+  size_t eager_limit;    /* largest message copied through the ring; 0 = 64 KiB (capped at ring/4) */
+  int wait_timeout_ms;   /* blocking wait limit; 0 = from the environment (see above), <0 = none */
+  int spin_us;           /* spin before sleeping; 0 = automatic (20 us, 2 us when oversubscribed) */
+  int cma;               /* 1 = use process_vm_readv for large messages (default when 0 given:
+                            SFMPI_CMA env, else on), -1 = never (pipelined copy through the ring) */
+} sf_job_options;
+
+/* Status of a completed receive (or probe). */
+typedef struct sf_status {
+  int source;     /* rank in the sender's group as given to sf_irecv (world rank) */
+  int tag;
+  size_t count;   /* bytes delivered to the buffer (the full size for a probe) */
+  size_t size;    /* bytes the sender sent (> count on truncation) */
+  int error;      /* 0, or SF_ETRUNCATE */
+} sf_status;
+
+/* ------------------------------------------------------------------------------------------ */
+/* Errors */
+
+/* Message of the last failure on this thread (never NULL; "" when none). */
+const char *sf_last_error(void);
+
+/* Short constant name of an error code: "SF_ETIMEDOUT". */
+const char *sf_error_name(int code);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Job life cycle */
+
+/* Create the shared region for a job of opts->size ranks. Call in the origin before forking.
+ * Reads SFMPI_TIMEOUT_MS / SFMPI_WAIT_TIMEOUT_MS / SFMPI_CMA / SFMPI_SPIN_US when the matching
+ * option is 0. The region is MAP_SHARED|MAP_ANONYMOUS: it is inherited by fork() only. */
+int sf_job_create(sf_job **out, const sf_job_options *opts);
+
+/* Record the pid of a rank (the origin calls it after each fork; sf_job_attach records the
+ * caller's own pid). Needed so that peers can watch each other and read large messages. */
+int sf_job_set_pid(sf_job *job, int rank, pid_t pid);
+
+/* Bind this process to `rank` (0 = origin). Call once per process right after the fork, before
+ * any communication. Marks the rank running in the control block. */
+int sf_job_attach(sf_job *job, int rank);
+
+/* Convenience for C programs: fflush(NULL), fork size-1 clones (clone id = rank), and attach in
+ * every process. In a clone it sets PR_SET_PDEATHSIG(SIGKILL) and verifies that the origin is
+ * still its parent. Returns the rank (>= 0) in each process, or a negative code (then no clone
+ * is left running: clones already forked are killed and reaped). Stdio is not touched here. */
+int sf_job_fork(sf_job *job);
+
+/* Unmap the region and free this process's handle. Pending requests are dropped. Does not wait
+ * for peers and does not reap clones. */
+void sf_job_destroy(sf_job *job);
+
+/* This rank, the job size, and the pid of a rank (0 while unknown). */
+int sf_job_rank(const sf_job *job);
+int sf_job_size(const sf_job *job);
+pid_t sf_job_pid(const sf_job *job, int rank);
+
+/* Mark this rank finished (it may exit from now on without peers treating it as a death).
+ * Call after the final barrier of finalize. */
+int sf_job_mark_finished(sf_job *job);
+
+/* Mark this rank as having reported its own failure to the launcher (so its parent reports
+ * `exit` rather than a second `fail`) / read that flag for `rank`. */
+void sf_job_mark_fail_reported(sf_job *job, int rank);
+int sf_job_fail_reported(const sf_job *job, int rank);
+
+/* Abort the job: set the abort word (first caller wins) with this rank, `code` and `cause`, wake
+ * every waiting rank (they fail with SF_EABORTED naming this rank and cause). Does not kill. */
+void sf_job_abort(sf_job *job, int code, const char *cause);
+
+/* If the job was aborted: return 1 and fill rank/code/cause (any may be NULL); else 0. */
+int sf_job_aborted(const sf_job *job, int *rank, int *code, char *cause, size_t cause_len);
+
+/* Label of the operation in progress, used in timeout and peer-death messages
+ * ("MPI_Recv"). The string must outlive the call; NULL resets to the data plane's own label. */
+void sf_job_set_label(sf_job *job, const char *label);
+
+/* Describe how `rank` died, if it did: returns 1 and writes e.g. "was killed by signal 11
+ * (SIGSEGV)" or "exited with code 3 before finishing", else 0. Does not reap. */
+int sf_job_peer_death(sf_job *job, int rank, char *buf, size_t len);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Point-to-point. Ranks are job (world) ranks; `ctx` is a communicator context id chosen by the
+ * caller (the same on both sides); tags are 0..SF_TAG_MAX (receives may use SF_ANY_TAG and
+ * SF_ANY_SOURCE). Messages from one sender in one context are non-overtaking. Messages up to the
+ * eager limit are copied through the ring; larger ones (and all synchronous sends) go by
+ * rendezvous: the receiver copies once from the sender's memory (process_vm_readv), or, where
+ * that is refused, the sender streams them through the ring. */
+
+/* Start a send of `len` bytes at `buf` (which must stay untouched until completion).
+ * `sync` = 1 completes only once the receiver matched it (MPI_Ssend). dst may be SF_PROC_NULL
+ * (completes at once). On success *req is a request to sf_wait/sf_test/sf_req_free. */
+int sf_isend(sf_job *job, const void *buf, size_t len, int dst, uint32_t ctx, int tag, int sync,
+             sf_req **req);
+
+/* Start a receive into `buf` of capacity `cap` bytes from `src` (or SF_ANY_SOURCE) with `tag`
+ * (or SF_ANY_TAG). src may be SF_PROC_NULL (completes at once with source SF_PROC_NULL). */
+int sf_irecv(sf_job *job, void *buf, size_t cap, int src, uint32_t ctx, int tag, sf_req **req);
+
+/* Blocking send / receive (sf_isend/sf_irecv + sf_wait). A truncated receive returns
+ * SF_ETRUNCATE with the status filled in. */
+int sf_send(sf_job *job, const void *buf, size_t len, int dst, uint32_t ctx, int tag, int sync);
+int sf_recv(sf_job *job, void *buf, size_t cap, int src, uint32_t ctx, int tag, sf_status *st);
+
+/* Make progress on all pending traffic without blocking (drains incoming rings, pushes
+ * streamed data). Returns 0 or an error (peer death is reported only by waits). */
+int sf_progress(sf_job *job);
+
+/* Is the request complete? Returns 1 (complete; *st filled when st != NULL, the request stays
+ * valid until sf_req_free), 0 (pending), or a negative code. Makes progress first. */
+int sf_test(sf_job *job, sf_req *req, sf_status *st);
+
+/* Wait for completion (blocking, see "Waiting" above). Returns 0, or SF_ETRUNCATE (status
+ * filled), or the wait's failure. The request stays valid until sf_req_free. */
+int sf_wait(sf_job *job, sf_req *req, sf_status *st);
+
+/* Wait until at least one of reqs[0..n-1] (NULL entries are skipped) completes: returns 0 with
+ * *index set to it (or to -1 when every entry is NULL), or a negative SF_E* code. The request
+ * is not freed. */
+int sf_wait_any(sf_job *job, sf_req *const *reqs, int n, int *index);
+
+/* Release a request. A pending send/receive is detached: it still completes in the background
+ * (a pending receive keeps its buffer reserved), and is freed then. */
+void sf_req_free(sf_job *job, sf_req *req);
+
+/* Has the request completed? (1/0; no progress is made: use sf_test for that) */
+int sf_req_done(const sf_req *req);
+
+/* Check for a matching message without receiving it. Returns 1 (found, *st filled with its
+ * source, tag and full size), 0 (none) or a negative code. */
+int sf_iprobe(sf_job *job, int src, uint32_t ctx, int tag, sf_status *st);
+
+/* Blocking probe. Returns 0 with *st filled, or a negative code. */
+int sf_probe(sf_job *job, int src, uint32_t ctx, int tag, sf_status *st);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Collectives over a group of ranks. All members call the same collective in the same order
+ * (as MPI requires); `ctx` must be reserved for collectives of that group (not used for
+ * point-to-point). Buffers are contiguous bytes. */
+
+typedef struct sf_group {
+  int size;               /* members */
+  int rank;               /* this process's index in the group */
+  const int *ranks;       /* job (world) rank of each member; NULL = identity (0..size-1) */
+  uint32_t ctx;           /* context id of the group's collectives */
+} sf_group;
+
+/* Combine callback of reductions: inout[i] = in[i] (op) inout[i] for the `nbytes` bytes of
+ * elements; `in` holds the contribution of LOWER group ranks than `inout` (order matters for
+ * non-commutative ops). Return 0, or a negative SF_E* code to fail the collective. */
+typedef int (*sf_combine_fn)(const void *in, void *inout, size_t nbytes, void *arg);
+
+/* Predefined element types and operations for sf_builtin_combine. */
+typedef enum sf_dtype {
+  SF_CHAR, SF_SCHAR, SF_UCHAR, SF_SHORT, SF_USHORT, SF_INT, SF_UINT, SF_LONG, SF_ULONG,
+  SF_LLONG, SF_ULLONG, SF_FLOAT, SF_DOUBLE, SF_LDOUBLE, SF_INT8, SF_UINT8, SF_INT16, SF_UINT16,
+  SF_INT32, SF_UINT32, SF_INT64, SF_UINT64, SF_BOOL, SF_BYTE, SF_WCHAR,
+  /* value-index pairs for MAXLOC/MINLOC, laid out as the C structs {T v; int i;} */
+  SF_FLOAT_INT, SF_DOUBLE_INT, SF_LONG_INT, SF_2INT, SF_SHORT_INT, SF_LDOUBLE_INT,
+  SF_DTYPE_COUNT
+} sf_dtype;
+
+typedef enum sf_op {
+  SF_OP_MAX, SF_OP_MIN, SF_OP_SUM, SF_OP_PROD, SF_OP_LAND, SF_OP_BAND, SF_OP_LOR, SF_OP_BOR,
+  SF_OP_LXOR, SF_OP_BXOR, SF_OP_MAXLOC, SF_OP_MINLOC, SF_OP_REPLACE, SF_OP_NO_OP,
+  SF_OP_COUNT
+} sf_op;
+
+/* Size in bytes of one element of a predefined type. */
+size_t sf_dtype_size(sf_dtype t);
+
+/* Is (type, op) defined (e.g. SUM on SF_DOUBLE yes, BAND on SF_DOUBLE no)? */
+int sf_op_valid(sf_op op, sf_dtype t);
+
+/* Apply a predefined op: inout[i] = in[i] op inout[i] over `count` elements. Returns 0 or
+ * SF_EINVAL (message names the op and type). */
+int sf_op_apply(sf_op op, sf_dtype t, const void *in, void *inout, size_t count);
+
+/* An sf_combine_fn for predefined ops: pass a `const sf_builtin_arg *` as arg. */
+typedef struct sf_builtin_arg { sf_op op; sf_dtype type; } sf_builtin_arg;
+int sf_builtin_combine(const void *in, void *inout, size_t nbytes, void *arg);
+
+/* Barrier: returns when every member has entered it. */
+int sf_barrier(sf_job *job, const sf_group *g);
+
+/* Broadcast `len` bytes from group rank `root` to every member's buf. */
+int sf_bcast(sf_job *job, const sf_group *g, void *buf, size_t len, int root);
+
+/* Reduce `len` bytes of elements (combine must handle any multiple of the element size; `len`
+ * is passed whole) to `root`. sbuf == NULL means in place (the root's/all members' input is in
+ * rbuf). rbuf is used only at the root (for sf_reduce). */
+int sf_reduce(sf_job *job, const sf_group *g, const void *sbuf, void *rbuf, size_t len,
+              sf_combine_fn combine, void *arg, int root);
+int sf_allreduce(sf_job *job, const sf_group *g, const void *sbuf, void *rbuf, size_t len,
+                 sf_combine_fn combine, void *arg);
+
+/* Inclusive / exclusive prefix reduction in group-rank order (exscan leaves rank 0's rbuf
+ * untouched). sbuf == NULL: in place. */
+int sf_scan(sf_job *job, const sf_group *g, const void *sbuf, void *rbuf, size_t len,
+            sf_combine_fn combine, void *arg);
+int sf_exscan(sf_job *job, const sf_group *g, const void *sbuf, void *rbuf, size_t len,
+              sf_combine_fn combine, void *arg);
+
+/* Gather: member i's `slen` bytes land at rbuf + displs[i] (length lens[i], which must equal
+ * member i's slen) at root. lens/displs/rbuf matter only at the root. sbuf == NULL at the root
+ * means in place (its block is already in rbuf). */
+int sf_gatherv(sf_job *job, const sf_group *g, const void *sbuf, size_t slen, void *rbuf,
+               const size_t *lens, const size_t *displs, int root);
+
+/* Scatter: root sends sbuf + displs[i] (lens[i] bytes) to member i's rbuf (rlen bytes).
+ * rbuf == NULL at the root means in place. */
+int sf_scatterv(sf_job *job, const sf_group *g, const void *sbuf, const size_t *lens,
+                const size_t *displs, void *rbuf, size_t rlen, int root);
+
+/* Allgather: every member receives every member's block (lens/displs as in sf_gatherv, on all
+ * members). sbuf == NULL: in place. */
+int sf_allgatherv(sf_job *job, const sf_group *g, const void *sbuf, size_t slen, void *rbuf,
+                  const size_t *lens, const size_t *displs);
+
+/* All-to-all: member i sends sbuf+sdispls[j] (slens[j] bytes) to member j, which receives it
+ * at rbuf+rdispls[i] (rlens[i] bytes). */
+int sf_alltoallv(sf_job *job, const sf_group *g, const void *sbuf, const size_t *slens,
+                 const size_t *sdispls, void *rbuf, const size_t *rlens, const size_t *rdispls);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Launcher control channel helpers (docs/launcher-protocol.md). They format one JSON line and
+ * write it with a single write(2) to `fd` (no-op returning 0 when fd < 0). */
+
+int sf_ctl_fork(int fd, int rank, pid_t pid, double ms);
+int sf_ctl_exit(int fd, int rank, int code);
+int sf_ctl_fail(int fd, int rank, int code, int signal, const char *cause);
+
+/* Monotonic time in seconds. */
+double sf_now(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SF_DATAPLANE_H */
