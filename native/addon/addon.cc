@@ -1,0 +1,93 @@
+// Entry point of the sfnative addon: fork of the live process, clone watching, process-level
+// helpers (exit, dup2) and page-aligned memory regions.
+
+#include "addon.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace sf {
+
+static Napi::Value Throw(Napi::Error error) {
+  error.ThrowAsJavaScriptException();
+  return error.Env().Undefined();
+}
+
+Napi::Value ThrowError(Napi::Env env, const std::string& message) {
+  return Throw(Napi::Error::New(env, message));
+}
+
+Napi::Value ThrowType(Napi::Env env, const std::string& message) {
+  return Throw(Napi::TypeError::New(env, message));
+}
+
+Napi::Value ThrowRange(Napi::Env env, const std::string& message) {
+  return Throw(Napi::RangeError::New(env, message));
+}
+
+Napi::Value ThrowErrno(Napi::Env env, const std::string& what) {
+  int err = errno;
+  Napi::Error error = Napi::Error::New(env, what + ": " + strerror(err));
+  const char* name = strerrorname_np(err);
+  error.Set("code", Napi::String::New(env, name ? name : "EUNKNOWN"));
+  error.Set("errno", Napi::Number::New(env, err));
+  return Throw(error);
+}
+
+static bool RequireInt(const Napi::CallbackInfo& info, size_t i, const char* what, int* out) {
+  if (info.Length() <= i || !info[i].IsNumber()) {
+    ThrowType(info.Env(), std::string(what) + " must be a number");
+    return false;
+  }
+  *out = info[i].As<Napi::Number>().Int32Value();
+  return true;
+}
+
+static Napi::Value Dup2(const Napi::CallbackInfo& info) {
+  int from = 0, to = 0;
+  if (!RequireInt(info, 0, "dup2(from, to): from", &from)) return info.Env().Undefined();
+  if (!RequireInt(info, 1, "dup2(from, to): to", &to)) return info.Env().Undefined();
+  if (dup2(from, to) < 0)
+    return ThrowErrno(info.Env(), "dup2(" + std::to_string(from) + ", " + std::to_string(to) + ")");
+  return info.Env().Undefined();
+}
+
+static Napi::Value CloseFd(const Napi::CallbackInfo& info) {
+  int fd = 0;
+  if (!RequireInt(info, 0, "closeFd(fd): fd", &fd)) return info.Env().Undefined();
+  if (close(fd) < 0 && errno != EBADF)
+    return ThrowErrno(info.Env(), "close(" + std::to_string(fd) + ")");
+  return info.Env().Undefined();
+}
+
+// setCloexec(fd, on): fds handed to a program by the launcher must not leak into what it spawns.
+static Napi::Value SetCloexec(const Napi::CallbackInfo& info) {
+  int fd = 0;
+  if (!RequireInt(info, 0, "setCloexec(fd, on): fd", &fd)) return info.Env().Undefined();
+  bool on = info.Length() < 2 || info[1].ToBoolean();
+  int flags = fcntl(fd, F_GETFD);
+  if (flags < 0 || fcntl(fd, F_SETFD, on ? (flags | FD_CLOEXEC) : (flags & ~FD_CLOEXEC)) < 0)
+    return ThrowErrno(info.Env(), "fcntl(" + std::to_string(fd) + ", F_SETFD)");
+  return info.Env().Undefined();
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("forkClones", Napi::Function::New(env, ForkClones, "forkClones"));
+  exports.Set("dup2", Napi::Function::New(env, Dup2, "dup2"));
+  exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
+  exports.Set("setCloexec", Napi::Function::New(env, SetCloexec, "setCloexec"));
+  InitCloneWatch(env, exports);
+  InitMemory(env, exports);
+  InitExit(env, exports);
+  return exports;
+}
+
+}  // namespace sf
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return sf::Init(env, exports); }
+
+NODE_API_MODULE(sfnative, InitAddon)

@@ -1,0 +1,23 @@
+// Shared declarations of the sfnative addon. Errors go to JavaScript as exceptions whose message
+// says what failed; with NAPI_DISABLE_CPP_EXCEPTIONS a thrower returns an undefined value that the
+// caller returns at once.
+#pragma once
+
+#include <napi.h>
+
+#include <string>
+
+namespace sf {
+
+Napi::Value ThrowError(Napi::Env env, const std::string& message);
+Napi::Value ThrowType(Napi::Env env, const std::string& message);
+Napi::Value ThrowRange(Napi::Env env, const std::string& message);
+// Appends ": <strerror(errno)>" and sets err.code to the errno name ("EAGAIN").
+Napi::Value ThrowErrno(Napi::Env env, const std::string& what);
+
+Napi::Value ForkClones(const Napi::CallbackInfo& info);
+Napi::Object InitCloneWatch(Napi::Env env, Napi::Object exports);
+Napi::Object InitMemory(Napi::Env env, Napi::Object exports);
+Napi::Object InitExit(Napi::Env env, Napi::Object exports);
+
+}  // namespace sf

@@ -1,0 +1,305 @@
+// Forking a live Node.js process so that the child can keep running JavaScript.
+//
+// A plain fork() of Node is not enough (docs/forking-node.md has the details):
+//  1. V8 marks its heap reservations MADV_DONTFORK; the child would fault on its first
+//     JavaScript step. We clear that flag on every mapping before forking.
+//  2. The platform's worker threads wait on a condition variable; a fork taken while they wait
+//     leaves phantom waiters behind and the child hangs in pthread_cond_signal. We park every
+//     worker in a task of ours, fork, then release them (in the parent only).
+//  3. libuv's loop must be told about the fork (uv_loop_fork) with a loop pointer taken before it.
+//  4. A clone must never outlive its parent: PR_SET_PDEATHSIG, and a check for the race where the
+//     parent died before the flag was set.
+
+#include "addon.h"
+
+#include <node.h>
+#include <v8-platform.h>
+#include <v8.h>
+#include <uv.h>
+
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+namespace sf {
+namespace {
+
+double NowMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+// Clears MADV_DONTFORK on every mapping. Reading /proc/self/maps is cheap (unlike smaps, it does
+// not walk page tables); madvise over a span that holds gaps still applies to every mapping in
+// it and reports ENOMEM, which we accept. Kernel "special" mappings ([vvar], [vdso]) refuse the
+// advice with EINVAL, so they split the address space into spans.
+std::string EnableForkOfAllMappings() {
+  FILE* maps = fopen("/proc/self/maps", "re");
+  if (maps == nullptr) return std::string("open /proc/self/maps: ") + strerror(errno);
+  struct Span { uintptr_t start, end; };
+  std::vector<Span> spans;
+  bool open_span = false;
+  char line[4096];
+  while (fgets(line, sizeof line, maps) != nullptr) {
+    unsigned long start = 0, end = 0;
+    if (sscanf(line, "%lx-%lx", &start, &end) != 2) continue;
+    bool special = strstr(line, "[v") != nullptr;  // [vvar], [vdso], [vsyscall], [vvar_vclock]
+    if (special) {
+      open_span = false;
+      continue;
+    }
+    if (open_span) {
+      spans.back().end = end;
+    } else {
+      spans.push_back({start, end});
+      open_span = true;
+    }
+  }
+  fclose(maps);
+  for (const Span& s : spans) {
+    if (madvise(reinterpret_cast<void*>(s.start), s.end - s.start, MADV_DOFORK) == 0) continue;
+    if (errno == ENOMEM) continue;  // gaps between mappings
+    if (errno != EINVAL) return std::string("madvise(MADV_DOFORK): ") + strerror(errno);
+    // A mapping in this span refuses the advice (VM_IO, a device mapping): go one by one.
+    FILE* again = fopen("/proc/self/maps", "re");
+    if (again == nullptr) return std::string("open /proc/self/maps: ") + strerror(errno);
+    while (fgets(line, sizeof line, again) != nullptr) {
+      unsigned long start = 0, end = 0;
+      if (sscanf(line, "%lx-%lx", &start, &end) != 2) continue;
+      if (start < s.start || end > s.end) continue;
+      if (madvise(reinterpret_cast<void*>(start), end - start, MADV_DOFORK) != 0 &&
+          errno != EINVAL && errno != ENOMEM) {
+        fclose(again);
+        return std::string("madvise(MADV_DOFORK): ") + strerror(errno);
+      }
+    }
+    fclose(again);
+  }
+  return "";
+}
+
+// Holds the platform's worker threads still while the main thread forks. Shared by the tasks;
+// the child never touches it again (its copy has waiters that do not exist there).
+struct ParkGate {
+  std::mutex mu;
+  std::condition_variable cv;
+  int parked = 0;
+  bool released = false;
+};
+
+class ParkTask : public v8::Task {
+ public:
+  explicit ParkTask(std::shared_ptr<ParkGate> gate) : gate_(std::move(gate)) {}
+  void Run() override {
+    std::unique_lock<std::mutex> lock(gate_->mu);
+    gate_->parked++;
+    gate_->cv.notify_all();
+    gate_->cv.wait(lock, [this] { return gate_->released; });
+  }
+
+ private:
+  std::shared_ptr<ParkGate> gate_;
+};
+
+void Release(const std::shared_ptr<ParkGate>& gate) {
+  if (!gate) return;
+  std::lock_guard<std::mutex> lock(gate->mu);
+  gate->released = true;
+  gate->cv.notify_all();
+}
+
+// Parks every platform worker thread; returns the gate to release them, or an error.
+std::shared_ptr<ParkGate> ParkWorkers(v8::Isolate* isolate, int timeout_ms, std::string* error) {
+  node::Environment* env = node::GetCurrentEnvironment(isolate->GetCurrentContext());
+  node::MultiIsolatePlatform* platform = env ? node::GetMultiIsolatePlatform(env) : nullptr;
+  if (platform == nullptr) {
+    *error = "cannot reach the Node.js platform to park its worker threads";
+    return nullptr;
+  }
+  // NumberOfWorkerThreads() also counts the delayed-task scheduler, which runs no tasks.
+  int workers = platform->NumberOfWorkerThreads() - 1;
+  auto gate = std::make_shared<ParkGate>();
+  for (int i = 0; i < workers; i++) platform->CallOnWorkerThread(std::make_unique<ParkTask>(gate));
+  std::unique_lock<std::mutex> lock(gate->mu);
+  bool all = gate->cv.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                               [&] { return gate->parked >= workers; });
+  if (!all) {
+    int parked = gate->parked;
+    lock.unlock();
+    Release(gate);
+    *error = "only " + std::to_string(parked) + " of " + std::to_string(workers) +
+             " platform worker threads parked within " + std::to_string(timeout_ms) +
+             " ms (a long V8 background task is running); try again";
+    return nullptr;
+  }
+  return gate;
+}
+
+int OpenDevNullOnStdin() {
+  int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  int rc = dup2(fd, 0);
+  close(fd);
+  return rc < 0 ? -1 : 0;
+}
+
+// What a child does in the instant after fork, before it returns to JavaScript. Only
+// async-signal-safe calls until uv_loop_fork; failures end the child at once (exit code 70,
+// EX_SOFTWARE) with a line on stderr, since there is no JavaScript to carry them to yet.
+void ChildAfterFork(uv_loop_t* loop, pid_t parent, const std::vector<int>& close_fds,
+                    bool stdin_null) {
+  auto die = [](const char* what) {
+    char buf[256];
+    int n = snprintf(buf, sizeof buf, "sfmpi: clone %d: %s: %s\n", getpid(), what, strerror(errno));
+    if (n > 0) (void)!write(2, buf, static_cast<size_t>(n));
+    _exit(70);
+  };
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) die("prctl(PR_SET_PDEATHSIG)");
+  if (getppid() != parent) _exit(70);  // the parent died before the flag was set
+  for (int fd : close_fds) close(fd);
+  if (stdin_null && OpenDevNullOnStdin() != 0) die("stdin to /dev/null");
+  int rc = uv_loop_fork(loop);
+  if (rc != 0) {
+    errno = -rc;
+    die("uv_loop_fork");
+  }
+}
+
+}  // namespace
+
+// forkClones(count, { stdinNull = true, parkTimeoutMs = 5000, closeInChild = [] })
+//   -> in the parent: { id: 0, pids: number[], fds: number[], ms: number[], totalMs }
+//   -> in clone k (1..count): { id: k, fd: number, pids: [], fds: [] }
+// fds[k-1] is the parent's end of a socketpair whose other end clone k holds as `fd`.
+Napi::Value ForkClones(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber())
+    return ThrowType(env, "forkClones(count): count must be a number");
+  int count = info[0].As<Napi::Number>().Int32Value();
+  if (count < 1) return ThrowRange(env, "forkClones(count): count must be at least 1");
+  bool stdin_null = true;
+  int park_timeout_ms = 5000;
+  std::vector<int> close_in_child;
+  if (info.Length() > 1 && info[1].IsObject()) {
+    Napi::Object opts = info[1].As<Napi::Object>();
+    if (opts.Has("stdinNull")) stdin_null = opts.Get("stdinNull").ToBoolean();
+    if (opts.Has("closeInChild") && opts.Get("closeInChild").IsArray()) {
+      Napi::Array fds = opts.Get("closeInChild").As<Napi::Array>();
+      for (uint32_t i = 0; i < fds.Length(); i++)
+        close_in_child.push_back(fds.Get(i).As<Napi::Number>().Int32Value());
+    }
+    if (opts.Has("parkTimeoutMs"))
+      park_timeout_ms = opts.Get("parkTimeoutMs").As<Napi::Number>().Int32Value();
+  }
+
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr)
+    return ThrowError(env, "fork: cannot get the libuv event loop");
+
+  double t0 = NowMs();
+  std::string error = EnableForkOfAllMappings();
+  if (!error.empty()) return ThrowError(env, "fork: " + error);
+
+  // Channels first, so that a failure here leaves nothing forked.
+  std::vector<int> parent_ends, child_ends;
+  for (int i = 0; i < count; i++) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+      int err = errno;
+      for (int fd : parent_ends) close(fd);
+      for (int fd : child_ends) close(fd);
+      errno = err;
+      return ThrowErrno(env, "fork: socketpair for clone " + std::to_string(i + 1));
+    }
+    parent_ends.push_back(sv[0]);
+    child_ends.push_back(sv[1]);
+  }
+
+  std::shared_ptr<ParkGate> gate = ParkWorkers(v8::Isolate::GetCurrent(), park_timeout_ms, &error);
+  if (!gate) {
+    for (int fd : parent_ends) close(fd);
+    for (int fd : child_ends) close(fd);
+    return ThrowError(env, "fork: " + error);
+  }
+  fflush(nullptr);  // C stdio of addons: print once, not once per clone
+
+  pid_t self = getpid();
+  std::vector<pid_t> pids;
+  std::vector<double> ms;
+  for (int i = 0; i < count; i++) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      // Keep only our own end of our own channel.
+      std::vector<int> others = close_in_child;
+      for (int j = 0; j < count; j++) {
+        others.push_back(parent_ends[j]);
+        if (j != i) others.push_back(child_ends[j]);
+      }
+      ChildAfterFork(loop, self, others, stdin_null);
+      Napi::Object out = Napi::Object::New(env);
+      out.Set("id", i + 1);
+      out.Set("fd", child_ends[i]);
+      out.Set("pids", Napi::Array::New(env));
+      out.Set("fds", Napi::Array::New(env));
+      return out;
+    }
+    if (pid < 0) {
+      int err = errno;
+      Release(gate);
+      // Clones already forked are killed: a partial ticket is no ticket.
+      for (pid_t p : pids) kill(p, SIGKILL);
+      for (int fd : parent_ends) close(fd);
+      for (int fd : child_ends) close(fd);
+      for (pid_t p : pids) {
+        int status;
+        while (waitpid(p, &status, 0) < 0 && errno == EINTR) {}
+      }
+      errno = err;
+      return ThrowErrno(env, "fork: fork() of clone " + std::to_string(i + 1) + " of " +
+                                 std::to_string(count));
+    }
+    pids.push_back(pid);
+    ms.push_back(NowMs() - t0);
+  }
+  Release(gate);
+  for (int fd : child_ends) close(fd);
+  for (int fd : parent_ends) {
+    int flags = fcntl(fd, F_GETFL);
+    if (flags >= 0) fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+  }
+
+  Napi::Object out = Napi::Object::New(env);
+  Napi::Array jpids = Napi::Array::New(env, count);
+  Napi::Array jfds = Napi::Array::New(env, count);
+  Napi::Array jms = Napi::Array::New(env, count);
+  for (int i = 0; i < count; i++) {
+    jpids.Set(i, pids[i]);
+    jfds.Set(i, parent_ends[i]);
+    jms.Set(i, ms[i]);
+  }
+  out.Set("id", 0);
+  out.Set("pids", jpids);
+  out.Set("fds", jfds);
+  out.Set("ms", jms);
+  out.Set("totalMs", NowMs() - t0);
+  return out;
+}
+
+}  // namespace sf

@@ -1,0 +1,77 @@
+/**
+ * clone(): the fork point. Every clone continues from here with the whole state of the process
+ * (heap, closures, typed arrays, loaded modules); only the return value differs.
+ */
+import { toOutcome } from '../guest-daemon/outcome.js';
+import { createDomains } from '../xen/domain.js';
+import { errors } from './errors.js';
+import { becomeClone, self } from './lifecycle.js';
+import { tickets, type Ticket } from './ticket.js';
+
+/**
+ * Forks `ticket.size` clones of this running process. Returns this process's clone id: 0 in the
+ * origin, 1..n in the clones, which resume right here. Synchronous: when it returns in the
+ * origin, every clone is running.
+ *
+ * @param state handed to every clone (read it with `inheritedState()`); on this host it is
+ *   simply inherited with the rest of memory, no copy is made.
+ * @throws CloneRuntimeError ERR_TICKET_USED / ERR_TICKET_RELEASED / ERR_FOREIGN_TICKET
+ * @throws Error with the failed syscall if the kernel refuses the fork (nothing is left behind).
+ */
+export function clone(ticket: Ticket, state?: unknown): number {
+  if (ticket.foreign) throw errors.foreignTicket('clone', ticket.number);
+  if (ticket.phase === 'released') throw errors.ticketReleased(ticket.number);
+  if (ticket.phase !== 'granted') throw errors.ticketUsed(ticket.number);
+  ticket.phase = 'cloned';
+
+  // A nested clone must not hand its own channel upward to its children.
+  const created = createDomains(ticket.size, self.id > 0 ? [self.channelFd] : []);
+  if (created.id !== 0) {
+    afterForkInClone();
+    becomeClone(created.id, (created as { channelFd: number }).channelFd, state);
+    return created.id;
+  }
+  const origin = created as Extract<typeof created, { id: 0 }>;
+  ticket.domains = origin.domains;
+  ticket.forkMs = origin.forkMs;
+  ticket.totalForkMs = origin.totalMs;
+  ticket.outcomes = new Array(ticket.size).fill(undefined);
+  for (const domain of origin.domains) {
+    domain.wait().then((raw) => {
+      ticket.outcomes[domain.id - 1] = toOutcome(domain.id, raw);
+      settle(ticket);
+    });
+  }
+  return 0;
+}
+
+/** Resolves the joiners once every outcome is in, and gives the slots back. */
+export function settle(ticket: Ticket): void {
+  if (ticket.outcomes.some((o) => o === undefined)) return;
+  if (ticket.phase === 'cloned') {
+    ticket.phase = 'joined';
+    ticket.reservation.release();
+    tickets.delete(ticket.number);
+  }
+  const outcomes = ticket.outcomes as NonNullable<(typeof ticket.outcomes)[number]>[];
+  for (const resolve of ticket.waiters.splice(0)) resolve(outcomes);
+}
+
+/** In a fresh clone: what was the parent's is not ours. */
+function afterForkInClone(): void {
+  for (const t of tickets.values()) {
+    t.foreign = true;
+    for (const d of t.domains) d.forget();
+  }
+  tickets.clear();
+}
+
+/** What the parent handed to clone(ticket, state); undefined in the origin. */
+export function inheritedState<T = unknown>(): T | undefined {
+  return self.state as T | undefined;
+}
+
+/** This process's clone id: 0 in the origin, 1..n in a clone. */
+export function cloneId(): number {
+  return self.id;
+}

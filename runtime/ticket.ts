@@ -1,0 +1,71 @@
+/**
+ * Tickets: a grant of n clone slots on this host (SnowFlock's ticket). Requesting one forks
+ * nothing; it only reserves slots, and fails with a clear error beyond the host's capacity.
+ */
+import { reserve, type Reservation } from '../dom0/admission.js';
+import type { CloneOutcome } from '../guest-daemon/outcome.js';
+import type { Domain } from '../xen/domain.js';
+
+/** Options of requestTicket. */
+export interface TicketOptions {
+  /** Host-wide limit of live clones to admit against (default: dom0's, see SFMPI_MAX_CLONES). */
+  hostLimit?: number;
+}
+
+let nextTicket = 1;
+
+/** Tickets of this process, by number; inherited ones are marked foreign in a fresh clone. */
+export const tickets = new Map<number, Ticket>();
+
+/** A grant of `size` clone slots. Use it once with clone(); then join() it. */
+export class Ticket {
+  /** Number of clones this ticket grants. */
+  readonly size: number;
+  /** This ticket's number in its process (1, 2, ...), used in messages. */
+  readonly number: number;
+  /** @internal lifecycle: 'granted' → 'cloned' → 'joined' ('released' if given back unused). */
+  phase: 'granted' | 'cloned' | 'joined' | 'released' = 'granted';
+  /** @internal true in a clone for the tickets of the process it was forked from. */
+  foreign = false;
+  /** @internal the clones, once cloned (origin only). */
+  domains: Domain[] = [];
+  /** @internal each clone's outcome, by id - 1, as they arrive. */
+  outcomes: (CloneOutcome | undefined)[] = [];
+  /** @internal ms from clone() to each clone running, and in total. */
+  forkMs: number[] = [];
+  totalForkMs = 0;
+  /** @internal the host slots held. */
+  reservation: Reservation;
+  /** @internal joiners waiting for every outcome. */
+  waiters: ((outcomes: CloneOutcome[]) => void)[] = [];
+
+  /** @internal use requestTicket() */
+  constructor(size: number, reservation: Reservation) {
+    this.size = size;
+    this.number = nextTicket++;
+    this.reservation = reservation;
+  }
+
+  /** Gives the slots back without cloning (a ticket that was cloned is released by join). */
+  release(): void {
+    if (this.foreign || this.phase !== 'granted') return;
+    this.phase = 'released';
+    this.reservation.release();
+    tickets.delete(this.number);
+  }
+}
+
+/**
+ * Asks for `n` clone slots on this host. Throws TypeError for a non-integer n, RangeError for
+ * n < 1 or beyond the host's admission limit; nothing is forked either way.
+ */
+export function requestTicket(n: number, options: TicketOptions = {}): Ticket {
+  if (typeof n !== 'number' || !Number.isInteger(n))
+    throw new TypeError(`requestTicket(n): n must be an integer, got ${typeof n === 'number' ? n : typeof n}`);
+  if (n < 1) throw new RangeError(`requestTicket(n): n must be at least 1, got ${n}`);
+  if (options.hostLimit !== undefined && (!Number.isInteger(options.hostLimit) || options.hostLimit < 0))
+    throw new RangeError(`requestTicket(n, options): options.hostLimit must be a non-negative integer`);
+  const ticket = new Ticket(n, reserve(n, options.hostLimit));
+  tickets.set(ticket.number, ticket);
+  return ticket;
+}

@@ -1,0 +1,71 @@
+/**
+ * The sfnative addon, typed. Loaded once per process; every layer above reaches the kernel
+ * through this module (folder xen/ is our "hypervisor": domains are processes).
+ */
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+/** What the origin gets back from forkClones, and what each clone gets. */
+export interface ForkResult {
+  /** 0 in the parent, 1..count in the clones. */
+  id: number;
+  /** In a clone: its end of the channel to the parent. */
+  fd?: number;
+  /** In the parent: clone pids, in id order. */
+  pids: number[];
+  /** In the parent: the parent's ends of the channels, in id order. */
+  fds: number[];
+  /** In the parent: ms from the call to each fork's return. */
+  ms?: number[];
+  totalMs?: number;
+}
+
+/** How a watched clone ended: code or signal number, and what it wrote on its channel. */
+export interface RawOutcome {
+  pid: number;
+  code: number | null;
+  signal: number | null;
+  data: Buffer;
+}
+
+export interface NativeCloneWatch {
+  readonly pid: number;
+  watch(callback: (outcome: RawOutcome) => void): void;
+  waitSync(timeoutMs?: number): RawOutcome | null;
+  signal(signo: number): boolean;
+  close(): void;
+}
+
+export interface NativeAddon {
+  forkClones(
+    count: number,
+    options?: { stdinNull?: boolean; parkTimeoutMs?: number; closeInChild?: number[] },
+  ): ForkResult;
+  CloneWatch: new (pid: number, channelFd: number) => NativeCloneWatch;
+  installExitKeeper(onEmpty: () => void, onExit: () => void): void;
+  exitNow(code: number): never;
+  dup2(from: number, to: number): void;
+  closeFd(fd: number): void;
+  setCloexec(fd: number, on?: boolean): void;
+  allocRegion(bytes: number, options?: { hugePages?: boolean }): ArrayBuffer;
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** The package root: this file is dist/xen/native.js once compiled. */
+export const packageRoot = path.resolve(here, '..', '..');
+
+function load(): NativeAddon {
+  const require = createRequire(import.meta.url);
+  const file = path.join(packageRoot, 'build', 'Release', 'sfnative.node');
+  try {
+    return require(file) as NativeAddon;
+  } catch (cause) {
+    throw new Error(
+      `sfmpi: cannot load the native addon ${file}; was it built? Run "npm install" (or "npm run install") ` +
+        `in ${packageRoot}. Cause: ${(cause as Error).message}`,
+    );
+  }
+}
+
+export const native: NativeAddon = load();
