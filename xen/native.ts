@@ -45,6 +45,7 @@ export interface NativeAddon {
   CloneWatch: new (pid: number, channelFd: number) => NativeCloneWatch;
   installExitKeeper(onEmpty: () => void, onExit: () => void): void;
   exitNow(code: number): never;
+  dieWithParent(parentPid: number): void;
   dup2(from: number, to: number): void;
   closeFd(fd: number): void;
   setCloexec(fd: number, on?: boolean): void;

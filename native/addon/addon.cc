@@ -8,6 +8,8 @@
 #include <cstring>
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 namespace sf {
@@ -47,6 +49,16 @@ static bool RequireInt(const Napi::CallbackInfo& info, size_t i, const char* wha
   return true;
 }
 
+// dieWithParent(parentPid): SIGKILL this process when its parent (the launcher) dies; if the
+// parent is already gone, die now. So that killing sfmpirun never leaves a job running.
+static Napi::Value DieWithParent(const Napi::CallbackInfo& info) {
+  int parent = 0;
+  if (!RequireInt(info, 0, "dieWithParent(parentPid): parentPid", &parent)) return info.Env().Undefined();
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return ThrowErrno(info.Env(), "prctl(PR_SET_PDEATHSIG)");
+  if (getppid() != parent) kill(getpid(), SIGKILL);
+  return info.Env().Undefined();
+}
+
 static Napi::Value Dup2(const Napi::CallbackInfo& info) {
   int from = 0, to = 0;
   if (!RequireInt(info, 0, "dup2(from, to): from", &from)) return info.Env().Undefined();
@@ -77,12 +89,14 @@ static Napi::Value SetCloexec(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("forkClones", Napi::Function::New(env, ForkClones, "forkClones"));
+  exports.Set("dieWithParent", Napi::Function::New(env, DieWithParent, "dieWithParent"));
   exports.Set("dup2", Napi::Function::New(env, Dup2, "dup2"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
   exports.Set("setCloexec", Napi::Function::New(env, SetCloexec, "setCloexec"));
   InitCloneWatch(env, exports);
   InitMemory(env, exports);
   InitExit(env, exports);
+  { Napi::Object InitMpi(Napi::Env, Napi::Object); InitMpi(env, exports); }  // exports.mpi: native/addon/mpi.cc
   return exports;
 }
 

@@ -1,0 +1,162 @@
+/**
+ * One job: start the origin, forward every rank's output, listen on the control socket, decide
+ * the exit status, and make sure nothing of the job outlives it (docs/launcher-protocol.md).
+ */
+import { spawn, type StdioOptions } from 'node:child_process';
+import os from 'node:os';
+import readline from 'node:readline';
+import type { Readable } from 'node:stream';
+import { decodeControl, type ControlMessage } from '../../guest-daemon/control.js';
+import { forwardLines } from './output.js';
+import type { Prepared } from './program.js';
+
+export interface JobOptions {
+  size: number;
+  /** Seconds; 0 for none. */
+  timeout: number;
+  verbose: boolean;
+  /** Grace after the first failure before the rest of the job is killed (ms). */
+  graceMs?: number;
+  /** Extra environment for the origin. */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface JobResult {
+  status: number;
+  /** The line printed for a failure, if any. */
+  failure?: string;
+}
+
+type Fail = Extract<ControlMessage, { ev: 'fail' }>;
+
+function say(line: string): void {
+  process.stderr.write(`sfmpirun: ${line}\n`);
+}
+
+function describe(f: Fail): string {
+  return `rank ${f.rank} ${f.cause}`;
+}
+
+function statusOf(f: Fail): number {
+  if (f.signal) return 128 + (os.constants.signals[f.signal as NodeJS.Signals] ?? 0);
+  return f.code && f.code > 0 ? f.code : 1;
+}
+
+export async function runJob(program: Prepared, opts: JobOptions): Promise<JobResult> {
+  const n = opts.size;
+  // fd 0 stdin, 1/2 rank 0's output, 3 control, then 4.. = out/err of ranks 1..n-1.
+  const stdio: StdioOptions = ['inherit', 'pipe', 'pipe', 'pipe'];
+  const fds = ['1', '2'];
+  for (let r = 1; r < n; r++) {
+    fds.push(String(stdio.length), String(stdio.length + 1));
+    stdio.push('pipe', 'pipe');
+  }
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    ...opts.env,
+    SFMPI_SIZE: String(n),
+    SFMPI_CONTROL_FD: '3',
+    SFMPI_STDIO_FDS: fds.join(','),
+    SFMPI_LAUNCHER_PID: String(process.pid),
+  };
+  if (opts.timeout > 0) env.SFMPI_TIMEOUT_MS = String(Math.round(opts.timeout * 1000));
+  if (opts.verbose) env.SFMPI_VERBOSE = '1';
+
+  const t0 = performance.now();
+  const child = spawn(program.command, program.args, { stdio, env, detached: true });
+  const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
+
+  const outputs: Promise<void>[] = [];
+  const streams = child.stdio as (Readable | null)[];
+  outputs.push(forwardLines(streams[1] as Readable, process.stdout));
+  outputs.push(forwardLines(streams[2] as Readable, process.stderr));
+  for (let r = 1; r < n; r++) {
+    outputs.push(forwardLines(streams[4 + 2 * (r - 1)] as Readable, process.stdout));
+    outputs.push(forwardLines(streams[5 + 2 * (r - 1)] as Readable, process.stderr));
+  }
+
+  let firstFail: Fail | null = null;
+  const exits = new Map<number, number>();
+  let killTimer: NodeJS.Timeout | undefined;
+  const killGroup = () => {
+    try {
+      if (child.pid) process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  };
+  const onFail = (f: Fail) => {
+    if (firstFail) return;
+    firstFail = f;
+    // The others should notice through the data plane and stop; if not, we stop them.
+    killTimer = setTimeout(killGroup, opts.graceMs ?? 3000);
+  };
+
+  const control = readline.createInterface({ input: streams[3] as Readable, crlfDelay: Infinity });
+  const controlClosed = new Promise<void>((resolve) => control.once('close', resolve));
+  control.on('line', (line) => {
+    const msg = decodeControl(line);
+    if (!msg) {
+      say(`ignored a malformed control message: ${JSON.stringify(line.slice(0, 200))}`);
+      return;
+    }
+    if (msg.ev === 'fork' && opts.verbose)
+      say(`rank ${msg.rank} pid ${msg.pid} running ${msg.ms.toFixed(2)} ms after the fork request`);
+    if (msg.ev === 'fail') onFail(msg);
+    if (msg.ev === 'exit') exits.set(msg.rank, msg.code);
+  });
+
+  let timedOut = false;
+  const timer =
+    opts.timeout > 0
+      ? setTimeout(() => {
+          timedOut = true;
+          killGroup();
+        }, opts.timeout * 1000)
+      : undefined;
+  const forwardSignal = (sig: NodeJS.Signals) => {
+    try {
+      if (child.pid) process.kill(-child.pid, sig);
+    } catch {
+      /* gone */
+    }
+    setTimeout(killGroup, 2000).unref();
+  };
+  const onInt = () => forwardSignal('SIGINT');
+  const onTerm = () => forwardSignal('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const first = await Promise.race([exited, spawnError]);
+  if (first instanceof Error) {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+    clearTimeout(timer);
+    return { status: 127, failure: `cannot start ${program.command}: ${first.message}` };
+  }
+  const origin = first;
+  // Whatever the origin left behind (a clone that outlived it would be a bug) goes too.
+  killGroup();
+  await Promise.all(outputs);
+  await controlClosed;
+  clearTimeout(timer);
+  clearTimeout(killTimer);
+  process.off('SIGINT', onInt);
+  process.off('SIGTERM', onTerm);
+  if (opts.verbose) say(`job of ${n} rank${n === 1 ? '' : 's'} ended after ${(performance.now() - t0).toFixed(1)} ms`);
+
+  if (timedOut) {
+    const running = [...Array(n).keys()].filter((r) => !exits.has(r));
+    const failure = `job timed out after ${opts.timeout} s` + (running.length ? `; ranks still running: ${running.join(', ')}` : '');
+    return { status: 124, failure };
+  }
+  if (firstFail) return { status: statusOf(firstFail), failure: describe(firstFail) };
+  if (origin.signal) return { status: 128 + (os.constants.signals[origin.signal] ?? 0), failure: `rank 0 killed by signal ${origin.signal}` };
+  if (origin.code !== 0) return { status: origin.code ?? 1, failure: `rank 0 exited with code ${origin.code}` };
+  for (const [rank, code] of [...exits].sort((a, b) => a[0] - b[0]))
+    if (code !== 0) return { status: code, failure: `rank ${rank} exited with code ${code}` };
+  return { status: 0 };
+}

@@ -1,0 +1,86 @@
+#!/usr/bin/env node
+/**
+ * sfmpirun: run an MPI job. One process is started (the origin); at MPI.init() / MPI_Init it is
+ * cloned into the ranks, which continue with everything it had loaded.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { hostLimit } from '../../dom0/admission.js';
+import { runJob } from './job.js';
+import { prepare, ProgramError, removeAll } from './program.js';
+
+function positiveInt(flag: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1)
+      throw new InvalidArgumentError(`${flag} must be a positive integer, got "${value}"`);
+    return n;
+  };
+}
+
+function seconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`--timeout must be a positive number of seconds, got "${value}"`);
+  return n;
+}
+
+const examples = `
+Examples:
+  $ sfmpirun -n 4 examples/pi.ts              TypeScript ranks (no build step)
+  $ sfmpirun -n 8 --timeout 60 job.mjs data.csv
+  $ sfmpicc -O2 cpi.c -o cpi && sfmpirun -n 8 ./cpi    an unmodified MPI C program
+  $ sfmpirun -n 2 --verbose ./cpi             clone timings per rank
+
+Exit status: 0 when every rank exits 0; otherwise the first failure's code (128+N for signal N,
+124 for --timeout), with a line on stderr naming the rank and the cause.`;
+
+export async function main(argv: string[]): Promise<number> {
+  // MPI users type -np 4; commander would read that as -n p.
+  const args = argv.map((a) => (a === '-np' ? '--np' : a));
+  const program = new Command('sfmpirun')
+    .description('Run an MPI job: start the program once and clone it into N ranks at MPI.init()/MPI_Init.')
+    .usage('-n <ranks> [options] <program> [args...]')
+    .option('-n, --np <ranks>', 'number of ranks', positiveInt('-n'), 1)
+    .option('--timeout <seconds>', 'kill the job and fail after this long', seconds)
+    .option('-v, --verbose', 'report clone timings per rank and the job time on stderr', false)
+    .argument('<program>', 'a .ts, .mts, .js or .mjs file, or an executable built with sfmpicc')
+    .argument('[args...]', 'arguments for the program')
+    .passThroughOptions()
+    .showHelpAfterError('(run sfmpirun --help for usage)')
+    .addHelpText('after', examples)
+    .exitOverride();
+  try {
+    program.parse(args, { from: 'user' });
+  } catch (e) {
+    const code = (e as { exitCode?: number }).exitCode;
+    return code ?? 2;
+  }
+  const opts = program.opts<{ np: number; timeout?: number; verbose: boolean }>();
+  const [file, rest] = program.processedArgs as [string, string[]];
+  const limit = hostLimit();
+  if (opts.np - 1 > limit) {
+    process.stderr.write(
+      `sfmpirun: -n ${opts.np} needs ${opts.np - 1} clones, beyond this host's admission limit of ${limit} (set SFMPI_MAX_CLONES to change it)\n`,
+    );
+    return 2;
+  }
+  let prepared;
+  try {
+    prepared = await prepare(file, rest ?? []);
+  } catch (e) {
+    if (e instanceof ProgramError) {
+      process.stderr.write(`sfmpirun: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  if (opts.verbose) process.stderr.write(`sfmpirun: ${prepared.kind} program ready in ${prepared.ms.toFixed(1)} ms\n`);
+  try {
+    const result = await runJob(prepared, { size: opts.np, timeout: opts.timeout ?? 0, verbose: opts.verbose });
+    if (result.failure) process.stderr.write(`sfmpirun: ${result.failure}\n`);
+    return result.status;
+  } finally {
+    removeAll(prepared.cleanup);
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));
