@@ -8,6 +8,7 @@
         "native/addon/pidwatch.cc",
         "native/addon/memory.cc",
         "native/addon/exit.cc",
+        "native/addon/mpi.cc",
         "native/dataplane/job.c",
         "native/dataplane/p2p.c",
         "native/dataplane/coll.c",

@@ -1,0 +1,288 @@
+/**
+ * MPI for TypeScript ranks. `MPI.init()` is the fork point: the one running process becomes
+ * SFMPI_SIZE ranks (or `options.size`) that continue from here with everything loaded before.
+ *
+ * @example
+ * import { MPI } from 'sfmpi/mpi';
+ * const comm = MPI.init();
+ * const total = comm.allreduce(comm.rank + 1, MPI.SUM);
+ * MPI.finalize();
+ *
+ * Flow of init (docs/mpi-ts.md has the whole story):
+ *   1. create the shared-memory data plane (rings for every rank pair) in this process;
+ *   2. requestTicket(size - 1) and clone(): the process forks; each copy gets its rank (clone id);
+ *   3. the origin records each clone's pid; every rank attaches to the data plane;
+ *   4. each rank wires SFMPI_STDIO_FDS, sends `fork` on SFMPI_CONTROL_FD, installs failure reporting.
+ * Failure: an uncaught exception in a rank sends `fail` to the launcher and sets the data plane's
+ * abort word; ranks blocked in MPI calls wake and throw MPIError ERR_ABORTED naming that rank.
+ * The origin reaps every clone at finalize or exit and reports `exit`/`fail` per rank.
+ */
+import * as os from 'node:os';
+import { clone, joinSync, kill, requestTicket, type Ticket } from '../../runtime/index.js';
+import type { CloneOutcome } from '../../runtime/index.js';
+import {
+  ANY_SOURCE, ANY_TAG, Comm, IN_PLACE, PROC_NULL, TAG_UB, UNDEFINED, makeWorld, runtime, setAbortHook,
+} from './comm.js';
+import { ERRORS, MPIError, rangeError, typeError } from './errors.js';
+import { mpi, proc } from './native.js';
+import { BAND, BOR, BXOR, LAND, LOR, LXOR, MAX, MAXLOC, MIN, MINLOC, Op, PROD, SUM } from './op.js';
+import { Request } from './request.js';
+import { setMathjs, type MathjsLike } from './serialization.js';
+import { Status } from './status.js';
+
+export { Comm, MPIError, Op, Request, Status, ERRORS };
+export type { MPIErrorCode } from './errors.js';
+export type { TypedArray } from './datatype.js';
+
+/** Options of MPI.init. */
+export interface InitOptions {
+  /** Number of ranks. Default: SFMPI_SIZE from sfmpirun, else 1 (a singleton job). */
+  size?: number;
+  /** Blocking-wait limit in ms before a timeout error (default: SFMPI_TIMEOUT_MS, else SFMPI_WAIT_TIMEOUT_MS, else 60 000; -1: none). */
+  timeoutMs?: number;
+  /** The program's mathjs module, for object messages and reductions of mathjs values (default: loaded on first use). */
+  mathjs?: MathjsLike;
+  /** Bytes per ring, a power of two (default: the data plane's, 256 KiB..1 MiB). */
+  ringBytes?: number;
+  /** Largest message copied through a ring (default 64 KiB). */
+  eagerLimit?: number;
+}
+
+const MAX_RANKS = mpi.MAX_RANKS;
+
+interface Job {
+  rank: number;
+  size: number;
+  world: Comm;
+  self: Comm;
+  ticket: Ticket | null;
+  ctlFd: number;
+  reaped: boolean;
+  failed: boolean;
+}
+
+let job: Job | null = null;
+
+function envInt(name: string): number | undefined {
+  const v = process.env[name];
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new RangeError(`MPI.init: environment variable ${name}=${JSON.stringify(v)} is not an integer`);
+  return n;
+}
+
+function oneLine(s: string): string {
+  const line = s.replace(/\s+/g, ' ').trim();
+  return line.length > 300 ? line.slice(0, 297) + '...' : line;
+}
+
+function ctl(fn: () => void): void {
+  try {
+    fn();
+  } catch {
+    /* the launcher may be gone; the exit status still tells */
+  }
+}
+
+function wireStdio(rank: number, size: number): void {
+  const spec = process.env.SFMPI_STDIO_FDS;
+  if (!spec) return;
+  const fds = spec.split(',').map(Number);
+  if (fds.length !== 2 * size || fds.some((f) => !Number.isInteger(f) || f < 0)) {
+    throw new RangeError(`MPI.init: SFMPI_STDIO_FDS has ${fds.length} fds (${spec}), expected 2 x ${size}`);
+  }
+  const out = fds[2 * rank], err = fds[2 * rank + 1];
+  proc.dup2(out, 1);
+  proc.dup2(err, 2);
+  for (const fd of fds) if (fd > 2) proc.closeFd(fd);
+}
+
+/** Reports this rank's own failure once: `fail` to the launcher, then the job's abort word. */
+function reportFailure(j: Job, code: number, cause: string): void {
+  if (j.failed) return;
+  j.failed = true;
+  ctl(() => mpi.ctlFail(j.ctlFd, j.rank, code, 0, oneLine(cause)));
+  mpi.markFailReported(j.rank);
+  mpi.abort(code, oneLine(cause));
+}
+
+function signalNumber(sig: NodeJS.Signals | null): number {
+  if (!sig) return 0;
+  return (os.constants.signals as Record<string, number>)[sig] ?? 0;
+}
+
+/** Origin: waits for every clone (killing them after `graceMs` when the job is failing), reports each. */
+function reapClones(j: Job, graceMs: number): void {
+  if (j.reaped || !j.ticket) return;
+  j.reaped = true;
+  let outcomes: CloneOutcome[];
+  try {
+    outcomes = joinSync(j.ticket, graceMs);
+  } catch {
+    kill(j.ticket);
+    outcomes = joinSync(j.ticket);
+  }
+  // Report genuine failures first: the launcher names the first `fail` it reads.
+  const order = [...outcomes].sort((a, b) => Number(a.ok) - Number(b.ok));
+  for (const o of order) {
+    if (o.ok) ctl(() => mpi.ctlExit(j.ctlFd, o.id, 0));
+    else if (mpi.failReported(o.id)) ctl(() => mpi.ctlExit(j.ctlFd, o.id, o.code ?? 1));
+    else {
+      const sig = signalNumber(o.signal);
+      const code = sig ? 128 + sig : o.code ?? 1;
+      const cause = sig ? `was killed by signal ${sig} (${o.signal})` : `exited with code ${o.code}${o.error ? `: ${o.error.name}: ${o.error.message}` : ''}`;
+      ctl(() => mpi.ctlFail(j.ctlFd, o.id, code, sig, oneLine(cause)));
+      mpi.markFailReported(o.id);
+    }
+  }
+}
+
+/** True for errors that only echo another rank's failure (abort word, dead peer). */
+function isEcho(e: unknown): boolean {
+  return e instanceof MPIError && (e.code === 'ERR_ABORTED' || (e.code === 'ERR_PROC_FAILED' && e.rank !== undefined));
+}
+
+function installFailureReporting(j: Job): void {
+  process.on('uncaughtExceptionMonitor', (err) => {
+    if (!job || runtime.finalized && j.reaped) return;
+    if (isEcho(err)) {
+      // Another rank failed first and has reported it (or its parent will): just leave.
+      mpi.markFailReported(j.rank);
+      j.failed = true;
+      return;
+    }
+    const e = err as Error;
+    const what = e instanceof Error ? `${e.name}: ${e.message}` : String(err);
+    reportFailure(j, 1, `threw ${what}`);
+  });
+  process.on('exit', (code) => {
+    if (!job) return;
+    const failing = j.failed || code !== 0 || mpi.aborted() !== null;
+    if (!failing && !runtime.finalized) {
+      // A program that ends without finalize: finalize for it, as mpi4py does at exit.
+      try {
+        finalize();
+      } catch (e) {
+        reportFailure(j, 1, `failed in finalize at exit: ${(e as Error).message}`);
+      }
+    }
+    if (j.rank === 0) {
+      if (failing && !j.failed) reportFailure(j, code || 1, `exited with code ${code}`);
+      reapClones(j, j.failed || failing ? 2000 : -1);
+      ctl(() => mpi.ctlExit(j.ctlFd, 0, code));
+    }
+  });
+}
+
+/**
+ * Starts MPI: forks this process into the job's ranks and returns COMM_WORLD in each. Call once,
+ * after loading what every rank needs (it is inherited, not reloaded).
+ * @throws RangeError for a bad size; Error when the fork is refused (admission, system limits).
+ */
+export function init(options: InitOptions = {}): Comm {
+  if (job) throw new MPIError('ERR_OTHER', 'MPI.init: MPI is already initialized (init is called once per job)');
+  if (runtime.finalized) throw new MPIError('ERR_FINALIZED', 'MPI.init: MPI was finalized; it cannot be initialized again');
+  if (options === null || typeof options !== 'object') throw typeError('MPI.init', 'options must be an object', options);
+  const size = options.size ?? envInt('SFMPI_SIZE') ?? 1;
+  if (typeof size !== 'number' || !Number.isInteger(size)) throw typeError('MPI.init', 'options.size must be an integer', size);
+  if (size < 1 || size > MAX_RANKS) throw rangeError('MPI.init', `size ${size} out of range 1..${MAX_RANKS}`);
+  const timeoutMs = options.timeoutMs ?? 0;
+  if (!Number.isInteger(timeoutMs) || timeoutMs < -1) throw rangeError('MPI.init', `options.timeoutMs must be an integer >= -1, got ${timeoutMs}`);
+  if (options.mathjs !== undefined) setMathjs(options.mathjs);
+  const ctlFd = envInt('SFMPI_CONTROL_FD') ?? -1;
+
+  const t0 = performance.now();
+  mpi.create(size, options.ringBytes ?? 0, options.eagerLimit ?? 0, timeoutMs, 0, 0);
+  let rank = 0;
+  let ticket: Ticket | null = null;
+  if (size > 1) {
+    try {
+      ticket = requestTicket(size - 1);
+      rank = clone(ticket);
+    } catch (e) {
+      mpi.destroy();
+      throw e;
+    }
+    if (rank === 0) ticket.domains.forEach((d) => mpi.setPid(d.id, d.pid));
+  }
+  mpi.attach(rank);
+  const ms = performance.now() - t0;
+  const { world, self } = makeWorld(rank, size);
+  job = { rank, size, world, self, ticket: rank === 0 ? ticket : null, ctlFd, reaped: false, failed: false };
+  wireStdio(rank, size);
+  ctl(() => mpi.ctlFork(ctlFd, rank, process.pid, ms));
+  if (process.env.SFMPI_VERBOSE === '1') process.stderr.write(`sfmpi: rank ${rank} running (pid ${process.pid}) ${ms.toFixed(2)} ms after MPI.init\n`);
+  installFailureReporting(job);
+  setAbortHook(abort);
+  return world;
+}
+
+function requireJob(where: string): Job {
+  if (!job) throw new MPIError('ERR_NOT_INITIALIZED', `${where}: MPI.init() has not been called`);
+  return job;
+}
+
+/**
+ * Ends MPI: a barrier over COMM_WORLD, then the origin waits for every clone to exit and reports
+ * them. Clones continue to their own end. Calling it twice is a no-op.
+ */
+export function finalize(): void {
+  const j = requireJob('MPI.finalize');
+  if (runtime.finalized) return;
+  j.world.barrier();
+  mpi.markFinished();
+  runtime.finalized = true;
+  if (j.rank === 0) reapClones(j, -1);
+}
+
+/** Aborts the whole job with `code`: reports this rank as the cause, wakes every rank, exits. */
+export function abort(code = 1): never {
+  if (typeof code !== 'number' || !Number.isInteger(code)) throw typeError('MPI.abort', 'code must be an integer', code);
+  const j = job;
+  if (j) reportFailure(j, code & 0xff || 1, `called MPI.abort(${code})`);
+  process.exitCode = code & 0xff || 1;
+  process.exit(code & 0xff || 1);
+}
+
+/** Seconds since an arbitrary point, monotonic (MPI_Wtime). */
+export function wtime(): number {
+  return mpi.wtime();
+}
+
+/** Resolution of wtime in seconds. */
+export function wtick(): number {
+  return 1e-9;
+}
+
+/** The MPI namespace, mpi4py-style: `MPI.init()`, `MPI.COMM_WORLD`, `MPI.SUM`, ... */
+export const MPI = {
+  init,
+  finalize,
+  abort,
+  wtime,
+  wtick,
+  /** True after MPI.init. */
+  isInitialized: (): boolean => job !== null,
+  /** True after MPI.finalize. */
+  isFinalized: (): boolean => runtime.finalized,
+  /** Every rank of the job (after init). */
+  get COMM_WORLD(): Comm {
+    return requireJob('MPI.COMM_WORLD').world;
+  },
+  /** This rank alone. */
+  get COMM_SELF(): Comm {
+    return requireJob('MPI.COMM_SELF').self;
+  },
+  ANY_SOURCE,
+  ANY_TAG,
+  PROC_NULL,
+  UNDEFINED,
+  IN_PLACE,
+  TAG_UB,
+  SUM, PROD, MIN, MAX, LAND, LOR, LXOR, BAND, BOR, BXOR, MAXLOC, MINLOC,
+  Op, Request, Status, Comm, MPIError,
+} as const;
+
+export default MPI;
+export { ANY_SOURCE, ANY_TAG, PROC_NULL, UNDEFINED, IN_PLACE, TAG_UB };
+export { SUM, PROD, MIN, MAX, LAND, LOR, LXOR, BAND, BOR, BXOR, MAXLOC, MINLOC };

@@ -1,0 +1,76 @@
+/**
+ * The data-plane binding (native/addon/mpi.cc, `sfnative.mpi`), typed. The public API keeps it
+ * private: user code sees only `MPI`, `Comm`, `Request`, `Status` and `Op`.
+ *
+ * Conventions of the binding: ranks are world ranks; `ctx` is a data-plane context id; `dtype` is
+ * a datatype wire id (datatype.ts; -1 = object receive). Results of receives, probes and waits go
+ * to the shared `status` array [source, tag, nbytes, dtype] instead of a fresh object per call.
+ */
+import { native as addon } from '../../xen/native.js';
+import { makeNativeError } from './errors.js';
+
+type Buf = ArrayBufferView | null;
+/** (ranks of the group in world numbering, or null for the world; my index; collective ctx) */
+type G = [Int32Array | null, number, number];
+
+export interface NativeMPI {
+  setErrorFactory(fn: (code: string, message: string, rank: number) => Error): Float64Array;
+  create(size: number, ringBytes: number, eagerLimit: number, waitTimeoutMs: number, spinUs: number, cma: number): void;
+  setPid(rank: number, pid: number): void;
+  attach(rank: number): void;
+  destroy(): void;
+  info(): [number, number] | null;
+  pid(rank: number): number;
+  markFinished(): void;
+  markFailReported(rank: number): void;
+  failReported(rank: number): boolean;
+  abort(code: number, cause: string): void;
+  aborted(): [number, number, string] | null;
+  peerDeath(rank: number): string | null;
+  setLabel(label: string | null): void;
+  wtime(): number;
+  send(buf: Buf, dtype: number, dst: number, ctx: number, tag: number, sync: number): void;
+  recv(buf: Buf, dtype: number, src: number, ctx: number, tag: number): void;
+  recvObject(src: number, ctx: number, tag: number): Buffer | null;
+  iprobe(src: number, ctx: number, tag: number): boolean;
+  probe(src: number, ctx: number, tag: number): boolean;
+  isend(buf: Buf, dtype: number, dst: number, ctx: number, tag: number, sync: number): number;
+  irecv(buf: Buf, dtype: number, src: number, ctx: number, tag: number): number;
+  test(id: number): boolean;
+  wait(id: number): void;
+  waitAny(ids: Uint32Array): number;
+  result(id: number): Buffer | null | undefined;
+  free(id: number): void;
+  barrier(...g: G): void;
+  bcast(ranks: G[0], index: number, ctx: number, buf: Buf, root: number): void;
+  reduce(ranks: G[0], index: number, ctx: number, sbuf: Buf, rbuf: Buf, op: number | ((a: any, b: any) => void), dtype: number, root: number, kind: number): void;
+  gatherv(ranks: G[0], index: number, ctx: number, sbuf: Buf, rbuf: Buf, lens: Float64Array | null, displs: Float64Array | null, root: number, all: boolean): void;
+  scatterv(ranks: G[0], index: number, ctx: number, sbuf: Buf, lens: Float64Array | null, displs: Float64Array | null, rbuf: Buf, root: number): void;
+  alltoallv(ranks: G[0], index: number, ctx: number, sbuf: Buf, slens: Float64Array, sdispls: Float64Array, rbuf: Buf, rlens: Float64Array, rdispls: Float64Array): void;
+  opValid(op: number, dtype: number): boolean;
+  ctlFork(fd: number, rank: number, pid: number, ms: number): number;
+  ctlExit(fd: number, rank: number, code: number): number;
+  ctlFail(fd: number, rank: number, code: number, signal: number, cause: string): number;
+  readonly ANY_SOURCE: number;
+  readonly ANY_TAG: number;
+  readonly PROC_NULL: number;
+  readonly TAG_MAX: number;
+  readonly MAX_RANKS: number;
+}
+
+const mod = (addon as unknown as { mpi?: NativeMPI }).mpi;
+if (!mod) {
+  throw new Error('sfmpi: the native addon has no MPI binding (native/addon/mpi.cc is not built into build/Release/sfnative.node)');
+}
+
+/** The binding. */
+export const mpi: NativeMPI = mod;
+
+/** [source, tag, nbytes, dtype] of the last receive, probe or wait. */
+export const status: Float64Array = mpi.setErrorFactory((code, message, rank) => makeNativeError(code, message, rank));
+
+/** The data plane's sf_op numbering (sf_dataplane.h `sf_op`). */
+export const SF_OP = { MAX: 0, MIN: 1, SUM: 2, PROD: 3, LAND: 4, BAND: 5, LOR: 6, BOR: 7, LXOR: 8, BXOR: 9 } as const;
+
+/** The process-level helpers of the addon that MPI.init uses (stdio wiring). */
+export const proc = addon;

@@ -1,0 +1,178 @@
+/**
+ * Requests of non-blocking operations (MPI_Request).
+ *
+ * A request completes by `wait()` (synchronous, blocks like MPI_Wait: the data plane spins
+ * briefly, then sleeps on a futex), by `test()`, or by `await` (a request is a thenable: it polls
+ * with test() on setImmediate, then on a timer backing off to 2 ms, so an awaiting rank keeps its
+ * event loop alive without burning a core).
+ */
+import { mpi, status as st } from './native.js';
+import { Status } from './status.js';
+import { decode } from './serialization.js';
+import { ctorOf, OBJECT_TYPE } from './datatype.js';
+
+/** @internal what a request yields once complete. */
+export const ReqKind = { Send: 0, RecvBuffer: 1, RecvObject: 2, Done: 3 } as const;
+/** @internal */
+export type ReqKind = (typeof ReqKind)[keyof typeof ReqKind];
+
+/** @internal maps a world rank to the communicator's rank. */
+export type SourceMap = (world: number) => number;
+
+/** A pending non-blocking operation; `T` is what wait() returns (the received value or buffer). */
+export class Request<T = unknown> implements PromiseLike<T> {
+  #id: number;
+  #kind: ReqKind;
+  #map: SourceMap;
+  #buf: unknown;
+  #done = false;
+  #value: T | undefined;
+  #error: unknown;
+  #status = new Status();
+
+  /** @internal created by Comm's isend/irecv/Isend/Irecv. */
+  constructor(id: number, kind: ReqKind, map: SourceMap, buf?: unknown) {
+    this.#id = id;
+    this.#kind = kind;
+    this.#map = map;
+    this.#buf = buf;
+  }
+
+  /** @internal a request that is complete at creation (e.g. a receive from PROC_NULL). */
+  static _completed<T>(value: T, status?: Status): Request<T> {
+    const r = new Request<T>(0, ReqKind.Done, (w) => w);
+    r.#done = true;
+    r.#value = value;
+    if (status) r.#status = status;
+    return r;
+  }
+
+  /** True once the operation completed (no progress is made; use test() for that). */
+  get done(): boolean {
+    return this.#done;
+  }
+
+  /** The status of the completed operation (source, tag, count). */
+  get status(): Status {
+    return this.#status;
+  }
+
+  #complete(): void {
+    this.#done = true;
+    const source = st[0] < 0 ? st[0] : this.#map(st[0]);
+    this.#status._set(source, st[1], st[2], st[3]);
+    try {
+      if (this.#kind === ReqKind.RecvObject) {
+        const bytes = mpi.result(this.#id);
+        if (bytes === null || bytes === undefined) this.#value = undefined as T;
+        else if (st[3] === OBJECT_TYPE) this.#value = decode(bytes) as T;
+        else {
+          const C = ctorOf(st[3]);
+          this.#value = new C(bytes.buffer, bytes.byteOffset, bytes.byteLength / C.BYTES_PER_ELEMENT) as T;
+        }
+      } else if (this.#kind === ReqKind.RecvBuffer) {
+        this.#value = this.#buf as T;
+      }
+    } catch (e) {
+      this.#error = e;
+    } finally {
+      mpi.free(this.#id);
+    }
+  }
+
+  #fail(e: unknown): never {
+    this.#done = true;
+    this.#error = e;
+    mpi.free(this.#id);
+    throw e;
+  }
+
+  /** Completes the operation if possible without blocking; true when complete. */
+  test(): boolean {
+    if (this.#done) {
+      if (this.#error) throw this.#error;
+      return true;
+    }
+    let ok: boolean;
+    try {
+      ok = mpi.test(this.#id);
+    } catch (e) {
+      this.#fail(e);
+    }
+    if (!ok) return false;
+    this.#complete();
+    if (this.#error) throw this.#error;
+    return true;
+  }
+
+  /** Blocks until the operation completes; returns the received value (receives) or undefined. */
+  wait(): T {
+    if (!this.#done) {
+      try {
+        mpi.wait(this.#id);
+      } catch (e) {
+        this.#fail(e);
+      }
+      this.#complete();
+    }
+    if (this.#error) throw this.#error;
+    return this.#value as T;
+  }
+
+  /** Awaiting a request polls test() without blocking the event loop. */
+  then<R1 = T, R2 = never>(onfulfilled?: ((value: T) => R1 | PromiseLike<R1>) | null, onrejected?: ((reason: unknown) => R2 | PromiseLike<R2>) | null): Promise<R1 | R2> {
+    return this.#promise().then(onfulfilled, onrejected);
+  }
+
+  #p: Promise<T> | undefined;
+  #promise(): Promise<T> {
+    this.#p ??= new Promise<T>((resolve, reject) => {
+      let polls = 0;
+      const poll = (): void => {
+        try {
+          if (this.test()) return resolve(this.#value as T);
+        } catch (e) {
+          return reject(e);
+        }
+        polls++;
+        if (polls < 64) setImmediate(poll);
+        else setTimeout(poll, Math.min(2, (polls - 64) >> 4));
+      };
+      poll();
+    });
+    return this.#p;
+  }
+
+  /** @internal the native id (0 when complete at creation). */
+  get _id(): number {
+    return this.#done ? 0 : this.#id;
+  }
+
+  /** Waits for every request; returns their values in order (MPI_Waitall). */
+  static waitall<T>(requests: readonly Request<T>[]): T[] {
+    if (!Array.isArray(requests)) throw new TypeError(`Request.waitall: requests must be an array of Request, got ${typeof requests}`);
+    return requests.map((r) => r.wait());
+  }
+
+  /** True when every request is complete (MPI_Testall); completes those that can be. */
+  static testall(requests: readonly Request[]): boolean {
+    let all = true;
+    for (const r of requests) if (!r.test()) all = false;
+    return all;
+  }
+
+  /** Waits until one request completes; returns its index (MPI_Waitany), or -1 for an empty list. */
+  static waitany(requests: readonly Request[]): number {
+    if (requests.length === 0) return -1;
+    for (let i = 0; i < requests.length; i++) if (requests[i].#done) return i;
+    const ids = new Uint32Array(requests.map((r) => r.#id));
+    const i = mpi.waitAny(ids);
+    if (i >= 0) requests[i].test();
+    return i;
+  }
+
+  /** Awaits every request (Promise.all over the thenables). */
+  static all<T>(requests: readonly Request<T>[]): Promise<T[]> {
+    return Promise.all(requests);
+  }
+}
