@@ -26,7 +26,8 @@ export const MATHJS_KEY = '__sfmpi_mathjs__';
 
 /** What this layer uses of a mathjs instance. */
 export interface MathjsLike {
-  reviver(): (key: string, value: unknown) => unknown;
+  /** mathjs's JSON reviver: `JSON.parse(text, math.reviver)`. */
+  reviver: (key: string, value: unknown) => unknown;
   [name: string]: unknown;
 }
 
@@ -170,6 +171,6 @@ export function decode(bytes: Uint8Array): unknown {
   } catch (e) {
     throw new MPIError('ERR_SERIALIZE', `object message cannot be deserialized: ${(e as Error).message}`);
   }
-  if (flag === 1) v = decodeWalk(v, getMathjs().reviver());
+  if (flag === 1) v = decodeWalk(v, getMathjs().reviver);
   return v;
 }
