@@ -72,6 +72,8 @@ export function becomeClone(id: number, channelFd: number, state: unknown): void
   self.reported = false;
   fatal = null;
   leaving = false;
+  // Node reads the pid once at start-up; a clone is another process.
+  Object.defineProperty(process, 'pid', { value: native.getpid(), configurable: true, enumerable: true, writable: false });
   if (installed) return;
   installed = true;
 

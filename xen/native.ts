@@ -46,6 +46,7 @@ export interface NativeAddon {
   installExitKeeper(onEmpty: () => void, onExit: () => void): void;
   exitNow(code: number): never;
   dieWithParent(parentPid: number): void;
+  getpid(): number;
   dup2(from: number, to: number): void;
   closeFd(fd: number): void;
   setCloexec(fd: number, on?: boolean): void;

@@ -59,6 +59,10 @@ static Napi::Value DieWithParent(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+static Napi::Value GetPid(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), getpid());
+}
+
 static Napi::Value Dup2(const Napi::CallbackInfo& info) {
   int from = 0, to = 0;
   if (!RequireInt(info, 0, "dup2(from, to): from", &from)) return info.Env().Undefined();
@@ -90,6 +94,7 @@ static Napi::Value SetCloexec(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("forkClones", Napi::Function::New(env, ForkClones, "forkClones"));
   exports.Set("dieWithParent", Napi::Function::New(env, DieWithParent, "dieWithParent"));
+  exports.Set("getpid", Napi::Function::New(env, GetPid, "getpid"));
   exports.Set("dup2", Napi::Function::New(env, Dup2, "dup2"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
   exports.Set("setCloexec", Napi::Function::New(env, SetCloexec, "setCloexec"));

@@ -125,8 +125,12 @@ void Release(const std::shared_ptr<ParkGate>& gate) {
   gate->cv.notify_all();
 }
 
+// True in a clone: the platform's worker threads stayed behind in the process we came from.
+bool workers_absent = false;
+
 // Parks every platform worker thread; returns the gate to release them, or an error.
 std::shared_ptr<ParkGate> ParkWorkers(v8::Isolate* isolate, int timeout_ms, std::string* error) {
+  if (workers_absent) return std::make_shared<ParkGate>();  // nothing to park in a clone
   node::Environment* env = node::GetCurrentEnvironment(isolate->GetCurrentContext());
   node::MultiIsolatePlatform* platform = env ? node::GetMultiIsolatePlatform(env) : nullptr;
   if (platform == nullptr) {
@@ -173,6 +177,7 @@ void ChildAfterFork(uv_loop_t* loop, pid_t parent, const std::vector<int>& close
   };
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) die("prctl(PR_SET_PDEATHSIG)");
   if (getppid() != parent) _exit(70);  // the parent died before the flag was set
+  workers_absent = true;
   for (int fd : close_fds) close(fd);
   if (stdin_null && OpenDevNullOnStdin() != 0) die("stdin to /dev/null");
   int rc = uv_loop_fork(loop);
