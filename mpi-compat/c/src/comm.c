@@ -1,0 +1,512 @@
+/*
+ * comm.c: communicators, groups, error handlers, attributes.
+ *
+ * A communicator is a list of world ranks plus a context id: point-to-point uses ctx, its
+ * collectives ctx + 1. New context ids are agreed by an allreduce(MAX) of every member's next
+ * free id over the parent, so all members pick the same one without a central allocator.
+ */
+#include "sfmpi.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int sfm_grow(void **arr, int *n, size_t elem) {
+  int nn = *n ? *n * 2 : 16;
+  void *p = realloc(*arr, (size_t)nn * elem);
+  if (p == NULL) return -1;
+  memset((char *)p + (size_t)*n * elem, 0, (size_t)(nn - *n) * elem);
+  *arr = p;
+  *n = nn;
+  return 0;
+}
+
+sfm_comm *sfm_comm_get(MPI_Comm c) {
+  if (c <= 0 || c >= sfm.ncomms || !sfm.comms[c].used) return NULL;
+  return &sfm.comms[c];
+}
+
+sf_group sfm_coll_group(const sfm_comm *c) {
+  sf_group g;
+  g.size = c->size;
+  g.rank = c->rank;
+  g.ranks = c->world;
+  g.ctx = c->ctx + 1;
+  return g;
+}
+
+int sfm_comm_new(int size, int rank, const int *world, uint32_t ctx, MPI_Comm *out) {
+  int i;
+  sfm_comm *c;
+  for (i = 3; i < sfm.ncomms; i++)
+    if (!sfm.comms[i].used) break;
+  if (i >= sfm.ncomms && sfm_grow((void **)&sfm.comms, &sfm.ncomms, sizeof *sfm.comms) < 0) return -1;
+  c = &sfm.comms[i];
+  memset(c, 0, sizeof *c);
+  c->world = malloc((size_t)size * sizeof(int));
+  c->inv = malloc((size_t)sfm.size * sizeof(int));
+  if (c->world == NULL || c->inv == NULL) {
+    free(c->world);
+    free(c->inv);
+    return -1;
+  }
+  memcpy(c->world, world, (size_t)size * sizeof(int));
+  for (int r = 0; r < sfm.size; r++) c->inv[r] = -1;
+  for (int r = 0; r < size; r++) c->inv[world[r]] = r;
+  c->size = size;
+  c->rank = rank;
+  c->ctx = ctx;
+  c->errh = MPI_ERRORS_ARE_FATAL;
+  c->used = 1;
+  *out = i;
+  return 0;
+}
+
+static void sfm_comm_fixed(int idx, int size, int rank, const int *world, uint32_t ctx, const char *name) {
+  sfm_comm *c = &sfm.comms[idx];
+  c->world = malloc((size_t)size * sizeof(int));
+  c->inv = malloc((size_t)sfm.size * sizeof(int));
+  memcpy(c->world, world, (size_t)size * sizeof(int));
+  for (int r = 0; r < sfm.size; r++) c->inv[r] = -1;
+  for (int r = 0; r < size; r++) c->inv[world[r]] = r;
+  c->size = size;
+  c->rank = rank;
+  c->ctx = ctx;
+  c->errh = MPI_ERRORS_ARE_FATAL;
+  c->used = 1;
+  snprintf(c->name, sizeof c->name, "%s", name);
+}
+
+void sfm_comms_init(void) {
+  int *world = malloc((size_t)sfm.size * sizeof(int));
+  while (sfm.ncomms < 3) sfm_grow((void **)&sfm.comms, &sfm.ncomms, sizeof *sfm.comms);
+  for (int r = 0; r < sfm.size; r++) world[r] = r;
+  sfm_comm_fixed(MPI_COMM_WORLD, sfm.size, sfm.rank, world, 0, "MPI_COMM_WORLD");
+  sfm_comm_fixed(MPI_COMM_SELF, 1, 0, &sfm.rank, 2, "MPI_COMM_SELF");
+  free(world);
+  while (sfm.ngroups < 2) sfm_grow((void **)&sfm.groups, &sfm.ngroups, sizeof *sfm.groups);
+  sfm.groups[MPI_GROUP_EMPTY].used = 1;
+  while (sfm.nerrhs < 4) sfm_grow((void **)&sfm.errhs, &sfm.nerrhs, sizeof *sfm.errhs);
+  for (int i = 1; i < 4; i++) sfm.errhs[i].used = 1;
+}
+
+#define SFM_COMM(fn, comm, c)                                                                    \
+  SFM_INIT_CHECK(fn);                                                                          \
+  sfm_comm *c = sfm_comm_get(comm);                                                            \
+  if (c == NULL) return sfm_error(MPI_COMM_WORLD, fn, MPI_ERR_COMM, "invalid communicator %d", (int)(comm))
+
+int MPI_Comm_rank(MPI_Comm comm, int *rank) {
+  SFM_COMM("MPI_Comm_rank", comm, c);
+  if (rank == NULL) return sfm_error(comm, "MPI_Comm_rank", MPI_ERR_ARG, "rank is NULL");
+  *rank = c->rank;
+  return MPI_SUCCESS;
+}
+
+int MPI_Comm_size(MPI_Comm comm, int *size) {
+  SFM_COMM("MPI_Comm_size", comm, c);
+  if (size == NULL) return sfm_error(comm, "MPI_Comm_size", MPI_ERR_ARG, "size is NULL");
+  *size = c->size;
+  return MPI_SUCCESS;
+}
+
+int sfm_agree_ctx(MPI_Comm parent, uint32_t *ctx) {
+  sfm_comm *c = sfm_comm_get(parent);
+  sf_group g = sfm_coll_group(c);
+  int mine = sfm.next_ctx, agreed;
+  sf_builtin_arg a = {SF_OP_MAX, SF_INT};
+  int rc = sf_allreduce(sfm.job, &g, &mine, &agreed, sizeof agreed, sf_builtin_combine, &a);
+  if (rc < 0) return rc;
+  *ctx = (uint32_t)agreed;
+  sfm.next_ctx = agreed + 2;
+  return 0;
+}
+
+int MPI_Comm_dup(MPI_Comm comm, MPI_Comm *newcomm) {
+  uint32_t ctx;
+  int rc;
+  SFM_COMM("MPI_Comm_dup", comm, c);
+  if (newcomm == NULL) return sfm_error(comm, "MPI_Comm_dup", MPI_ERR_ARG, "newcomm is NULL");
+  sf_job_set_label(sfm.job, "MPI_Comm_dup");
+  rc = sfm_agree_ctx(comm, &ctx);
+  sf_job_set_label(sfm.job, NULL);
+  if (rc < 0) return sfm_dp_error(comm, "MPI_Comm_dup", rc);
+  c = sfm_comm_get(comm); /* the table may have moved */
+  if (sfm_comm_new(c->size, c->rank, c->world, ctx, newcomm) < 0)
+    return sfm_error(comm, "MPI_Comm_dup", MPI_ERR_NO_MEM, "out of memory");
+  sfm.comms[*newcomm].errh = sfm_comm_get(comm)->errh;
+  return MPI_SUCCESS;
+}
+
+typedef struct { int color, key, rank; } sfm_ck;
+static int sfm_ck_cmp(const void *a, const void *b) {
+  const sfm_ck *x = a, *y = b;
+  if (x->key != y->key) return x->key < y->key ? -1 : 1;
+  return x->rank - y->rank;
+}
+
+int MPI_Comm_split(MPI_Comm comm, int color, int key, MPI_Comm *newcomm) {
+  uint32_t ctx;
+  int rc, n, mine[2] = {color, key}, *all = NULL, cnt = 0, myidx = -1, *world = NULL;
+  size_t *lens = NULL, *displs = NULL;
+  sfm_ck *v = NULL;
+  sf_group g;
+  SFM_COMM("MPI_Comm_split", comm, c);
+  if (newcomm == NULL) return sfm_error(comm, "MPI_Comm_split", MPI_ERR_ARG, "newcomm is NULL");
+  if (color < 0 && color != MPI_UNDEFINED)
+    return sfm_error(comm, "MPI_Comm_split", MPI_ERR_ARG, "color %d must be >= 0 or MPI_UNDEFINED", color);
+  n = c->size;
+  g = sfm_coll_group(c);
+  all = malloc((size_t)n * 2 * sizeof(int));
+  lens = malloc((size_t)n * sizeof(size_t));
+  displs = malloc((size_t)n * sizeof(size_t));
+  v = malloc((size_t)n * sizeof *v);
+  world = malloc((size_t)n * sizeof(int));
+  if (!all || !lens || !displs || !v || !world) {
+    rc = sfm_error(comm, "MPI_Comm_split", MPI_ERR_NO_MEM, "out of memory");
+    goto done;
+  }
+  for (int i = 0; i < n; i++) {
+    lens[i] = 2 * sizeof(int);
+    displs[i] = (size_t)i * 2 * sizeof(int);
+  }
+  sf_job_set_label(sfm.job, "MPI_Comm_split");
+  rc = sf_allgatherv(sfm.job, &g, mine, sizeof mine, all, lens, displs);
+  if (rc >= 0) rc = sfm_agree_ctx(comm, &ctx);
+  sf_job_set_label(sfm.job, NULL);
+  if (rc < 0) {
+    rc = sfm_dp_error(comm, "MPI_Comm_split", rc);
+    goto done;
+  }
+  if (color == MPI_UNDEFINED) {
+    *newcomm = MPI_COMM_NULL;
+    rc = MPI_SUCCESS;
+    goto done;
+  }
+  c = sfm_comm_get(comm);
+  for (int i = 0; i < n; i++)
+    if (all[2 * i] == color) {
+      v[cnt].color = color;
+      v[cnt].key = all[2 * i + 1];
+      v[cnt].rank = i;
+      cnt++;
+    }
+  qsort(v, (size_t)cnt, sizeof *v, sfm_ck_cmp);
+  for (int i = 0; i < cnt; i++) {
+    world[i] = c->world[v[i].rank];
+    if (v[i].rank == c->rank) myidx = i;
+  }
+  if (sfm_comm_new(cnt, myidx, world, ctx, newcomm) < 0) {
+    rc = sfm_error(comm, "MPI_Comm_split", MPI_ERR_NO_MEM, "out of memory");
+    goto done;
+  }
+  sfm.comms[*newcomm].errh = sfm_comm_get(comm)->errh;
+  rc = MPI_SUCCESS;
+done:
+  free(all);
+  free(lens);
+  free(displs);
+  free(v);
+  free(world);
+  return rc;
+}
+
+static sfm_group *sfm_group_get(MPI_Group g) {
+  if (g <= 0 || g >= sfm.ngroups || !sfm.groups[g].used) return NULL;
+  return &sfm.groups[g];
+}
+
+static int sfm_group_new(int size, const int *world, MPI_Group *out) {
+  int i;
+  for (i = 2; i < sfm.ngroups; i++)
+    if (!sfm.groups[i].used) break;
+  if (i >= sfm.ngroups && sfm_grow((void **)&sfm.groups, &sfm.ngroups, sizeof *sfm.groups) < 0) return -1;
+  sfm.groups[i].world = malloc((size_t)(size ? size : 1) * sizeof(int));
+  if (sfm.groups[i].world == NULL) return -1;
+  if (size) memcpy(sfm.groups[i].world, world, (size_t)size * sizeof(int));
+  sfm.groups[i].size = size;
+  sfm.groups[i].used = 1;
+  *out = i;
+  return 0;
+}
+
+int MPI_Comm_create(MPI_Comm comm, MPI_Group group, MPI_Comm *newcomm) {
+  uint32_t ctx;
+  int rc, me = -1;
+  sfm_group *gr;
+  SFM_COMM("MPI_Comm_create", comm, c);
+  gr = group == MPI_GROUP_EMPTY ? &sfm.groups[MPI_GROUP_EMPTY] : sfm_group_get(group);
+  if (gr == NULL || newcomm == NULL) return sfm_error(comm, "MPI_Comm_create", MPI_ERR_GROUP, "invalid group %d", group);
+  for (int i = 0; i < gr->size; i++) {
+    if (c->inv[gr->world[i]] < 0)
+      return sfm_error(comm, "MPI_Comm_create", MPI_ERR_GROUP, "group member %d is not in the communicator", i);
+    if (gr->world[i] == sfm.rank) me = i;
+  }
+  sf_job_set_label(sfm.job, "MPI_Comm_create");
+  rc = sfm_agree_ctx(comm, &ctx);
+  sf_job_set_label(sfm.job, NULL);
+  if (rc < 0) return sfm_dp_error(comm, "MPI_Comm_create", rc);
+  if (me < 0) {
+    *newcomm = MPI_COMM_NULL;
+    return MPI_SUCCESS;
+  }
+  gr = group == MPI_GROUP_EMPTY ? &sfm.groups[MPI_GROUP_EMPTY] : sfm_group_get(group);
+  if (sfm_comm_new(gr->size, me, gr->world, ctx, newcomm) < 0)
+    return sfm_error(comm, "MPI_Comm_create", MPI_ERR_NO_MEM, "out of memory");
+  sfm.comms[*newcomm].errh = sfm_comm_get(comm)->errh;
+  return MPI_SUCCESS;
+}
+
+int MPI_Comm_free(MPI_Comm *comm) {
+  sfm_comm *c;
+  SFM_INIT_CHECK("MPI_Comm_free");
+  if (comm == NULL || (c = sfm_comm_get(*comm)) == NULL)
+    return sfm_error(MPI_COMM_WORLD, "MPI_Comm_free", MPI_ERR_COMM, "invalid communicator");
+  if (*comm == MPI_COMM_WORLD || *comm == MPI_COMM_SELF)
+    return sfm_error(*comm, "MPI_Comm_free", MPI_ERR_COMM, "cannot free %s", c->name);
+  free(c->world);
+  free(c->inv);
+  memset(c, 0, sizeof *c);
+  *comm = MPI_COMM_NULL;
+  return MPI_SUCCESS;
+}
+
+static int sfm_cmp_lists(const int *a, int na, const int *b, int nb) {
+  int same_order = 1, same_set = 1;
+  if (na != nb) return MPI_UNEQUAL;
+  for (int i = 0; i < na; i++) {
+    int found = 0;
+    if (a[i] != b[i]) same_order = 0;
+    for (int j = 0; j < nb; j++)
+      if (a[i] == b[j]) found = 1;
+    if (!found) same_set = 0;
+  }
+  return same_order ? MPI_IDENT : same_set ? MPI_SIMILAR : MPI_UNEQUAL;
+}
+
+int MPI_Comm_compare(MPI_Comm comm1, MPI_Comm comm2, int *result) {
+  sfm_comm *a, *b;
+  int r;
+  SFM_INIT_CHECK("MPI_Comm_compare");
+  a = sfm_comm_get(comm1);
+  b = sfm_comm_get(comm2);
+  if (a == NULL || b == NULL || result == NULL)
+    return sfm_error(MPI_COMM_WORLD, "MPI_Comm_compare", MPI_ERR_COMM, "invalid communicator");
+  if (comm1 == comm2) {
+    *result = MPI_IDENT;
+    return MPI_SUCCESS;
+  }
+  r = sfm_cmp_lists(a->world, a->size, b->world, b->size);
+  *result = r == MPI_IDENT ? MPI_CONGRUENT : r;
+  return MPI_SUCCESS;
+}
+
+int MPI_Comm_test_inter(MPI_Comm comm, int *flag) {
+  SFM_COMM("MPI_Comm_test_inter", comm, c);
+  (void)c;
+  if (flag) *flag = 0;
+  return MPI_SUCCESS;
+}
+
+int MPI_Comm_get_attr(MPI_Comm comm, int keyval, void *val, int *flag) {
+  static int tag_ub = SF_TAG_MAX, host = MPI_PROC_NULL, io = 0, wtime_global = 1, universe = 0, appnum = 0;
+  SFM_COMM("MPI_Comm_get_attr", comm, c);
+  (void)c;
+  if (val == NULL || flag == NULL) return sfm_error(comm, "MPI_Comm_get_attr", MPI_ERR_ARG, "NULL argument");
+  *flag = 1;
+  universe = sfm.size;
+  io = sfm.rank;
+  switch (keyval) {
+  case MPI_TAG_UB: *(int **)val = &tag_ub; break;
+  case MPI_HOST: *(int **)val = &host; break;
+  case MPI_IO: *(int **)val = &io; break;
+  case MPI_WTIME_IS_GLOBAL: *(int **)val = &wtime_global; break;
+  case MPI_UNIVERSE_SIZE: *(int **)val = &universe; break;
+  case MPI_APPNUM: *(int **)val = &appnum; break;
+  default: *flag = 0; break;
+  }
+  return MPI_SUCCESS;
+}
+
+int MPI_Comm_set_name(MPI_Comm comm, const char *name) {
+  SFM_COMM("MPI_Comm_set_name", comm, c);
+  snprintf(c->name, sizeof c->name, "%s", name ? name : "");
+  return MPI_SUCCESS;
+}
+
+int MPI_Comm_get_name(MPI_Comm comm, char *name, int *len) {
+  SFM_COMM("MPI_Comm_get_name", comm, c);
+  if (name == NULL || len == NULL) return sfm_error(comm, "MPI_Comm_get_name", MPI_ERR_ARG, "NULL argument");
+  *len = snprintf(name, MPI_MAX_OBJECT_NAME, "%s", c->name);
+  return MPI_SUCCESS;
+}
+
+int MPI_Comm_group(MPI_Comm comm, MPI_Group *group) {
+  SFM_COMM("MPI_Comm_group", comm, c);
+  if (group == NULL) return sfm_error(comm, "MPI_Comm_group", MPI_ERR_ARG, "group is NULL");
+  if (sfm_group_new(c->size, sfm_comm_get(comm)->world, group) < 0)
+    return sfm_error(comm, "MPI_Comm_group", MPI_ERR_NO_MEM, "out of memory");
+  return MPI_SUCCESS;
+}
+
+#define SFM_GROUP(fn, grp, g)                                                                      \
+  SFM_INIT_CHECK(fn);                                                                            \
+  sfm_group *g = (grp) == MPI_GROUP_EMPTY ? &sfm.groups[MPI_GROUP_EMPTY] : sfm_group_get(grp);   \
+  if (g == NULL) return sfm_error(MPI_COMM_WORLD, fn, MPI_ERR_GROUP, "invalid group %d", (int)(grp))
+
+int MPI_Group_size(MPI_Group group, int *size) {
+  SFM_GROUP("MPI_Group_size", group, g);
+  if (size) *size = g->size;
+  return MPI_SUCCESS;
+}
+
+int MPI_Group_rank(MPI_Group group, int *rank) {
+  SFM_GROUP("MPI_Group_rank", group, g);
+  if (rank == NULL) return MPI_ERR_ARG;
+  *rank = MPI_UNDEFINED;
+  for (int i = 0; i < g->size; i++)
+    if (g->world[i] == sfm.rank) *rank = i;
+  return MPI_SUCCESS;
+}
+
+int MPI_Group_incl(MPI_Group group, int n, const int ranks[], MPI_Group *newgroup) {
+  int *w;
+  SFM_GROUP("MPI_Group_incl", group, g);
+  if (n < 0 || n > g->size || newgroup == NULL)
+    return sfm_error(MPI_COMM_WORLD, "MPI_Group_incl", MPI_ERR_ARG, "n %d out of range for a group of size %d", n, g->size);
+  if (n == 0) {
+    *newgroup = MPI_GROUP_EMPTY;
+    return MPI_SUCCESS;
+  }
+  w = malloc((size_t)n * sizeof(int));
+  if (w == NULL) return sfm_error(MPI_COMM_WORLD, "MPI_Group_incl", MPI_ERR_NO_MEM, "out of memory");
+  for (int i = 0; i < n; i++) {
+    if (ranks[i] < 0 || ranks[i] >= g->size) {
+      free(w);
+      return sfm_error(MPI_COMM_WORLD, "MPI_Group_incl", MPI_ERR_RANK, "rank %d out of range for a group of size %d",
+                       ranks[i], g->size);
+    }
+    w[i] = g->world[ranks[i]];
+  }
+  if (sfm_group_new(n, w, newgroup) < 0) {
+    free(w);
+    return sfm_error(MPI_COMM_WORLD, "MPI_Group_incl", MPI_ERR_NO_MEM, "out of memory");
+  }
+  free(w);
+  return MPI_SUCCESS;
+}
+
+int MPI_Group_excl(MPI_Group group, int n, const int ranks[], MPI_Group *newgroup) {
+  int *w, k = 0;
+  SFM_GROUP("MPI_Group_excl", group, g);
+  if (n < 0 || n > g->size || newgroup == NULL)
+    return sfm_error(MPI_COMM_WORLD, "MPI_Group_excl", MPI_ERR_ARG, "n %d out of range for a group of size %d", n, g->size);
+  w = malloc((size_t)(g->size ? g->size : 1) * sizeof(int));
+  if (w == NULL) return sfm_error(MPI_COMM_WORLD, "MPI_Group_excl", MPI_ERR_NO_MEM, "out of memory");
+  for (int i = 0; i < g->size; i++) {
+    int ex = 0;
+    for (int j = 0; j < n; j++)
+      if (ranks[j] == i) ex = 1;
+    if (!ex) w[k++] = g->world[i];
+  }
+  if (k == 0) {
+    *newgroup = MPI_GROUP_EMPTY;
+  } else if (sfm_group_new(k, w, newgroup) < 0) {
+    free(w);
+    return sfm_error(MPI_COMM_WORLD, "MPI_Group_excl", MPI_ERR_NO_MEM, "out of memory");
+  }
+  free(w);
+  return MPI_SUCCESS;
+}
+
+int MPI_Group_translate_ranks(MPI_Group group1, int n, const int ranks1[], MPI_Group group2, int ranks2[]) {
+  SFM_GROUP("MPI_Group_translate_ranks", group1, a);
+  sfm_group *b = group2 == MPI_GROUP_EMPTY ? &sfm.groups[MPI_GROUP_EMPTY] : sfm_group_get(group2);
+  if (b == NULL) return sfm_error(MPI_COMM_WORLD, "MPI_Group_translate_ranks", MPI_ERR_GROUP, "invalid group %d", group2);
+  for (int i = 0; i < n; i++) {
+    if (ranks1[i] == MPI_PROC_NULL) {
+      ranks2[i] = MPI_PROC_NULL;
+      continue;
+    }
+    if (ranks1[i] < 0 || ranks1[i] >= a->size)
+      return sfm_error(MPI_COMM_WORLD, "MPI_Group_translate_ranks", MPI_ERR_RANK, "rank %d out of range for a group of size %d",
+                       ranks1[i], a->size);
+    ranks2[i] = MPI_UNDEFINED;
+    for (int j = 0; j < b->size; j++)
+      if (b->world[j] == a->world[ranks1[i]]) ranks2[i] = j;
+  }
+  return MPI_SUCCESS;
+}
+
+int MPI_Group_compare(MPI_Group group1, MPI_Group group2, int *result) {
+  SFM_GROUP("MPI_Group_compare", group1, a);
+  sfm_group *b = group2 == MPI_GROUP_EMPTY ? &sfm.groups[MPI_GROUP_EMPTY] : sfm_group_get(group2);
+  if (b == NULL || result == NULL) return sfm_error(MPI_COMM_WORLD, "MPI_Group_compare", MPI_ERR_GROUP, "invalid group");
+  *result = sfm_cmp_lists(a->world, a->size, b->world, b->size);
+  return MPI_SUCCESS;
+}
+
+int MPI_Group_free(MPI_Group *group) {
+  sfm_group *g;
+  SFM_INIT_CHECK("MPI_Group_free");
+  if (group == NULL) return sfm_error(MPI_COMM_WORLD, "MPI_Group_free", MPI_ERR_GROUP, "group is NULL");
+  if (*group == MPI_GROUP_EMPTY) {
+    *group = MPI_GROUP_NULL;
+    return MPI_SUCCESS;
+  }
+  g = sfm_group_get(*group);
+  if (g == NULL) return sfm_error(MPI_COMM_WORLD, "MPI_Group_free", MPI_ERR_GROUP, "invalid group %d", *group);
+  free(g->world);
+  memset(g, 0, sizeof *g);
+  *group = MPI_GROUP_NULL;
+  return MPI_SUCCESS;
+}
+
+/* ---- error handlers ---------------------------------------------------------------------- */
+
+int MPI_Comm_set_errhandler(MPI_Comm comm, MPI_Errhandler eh) {
+  SFM_COMM("MPI_Comm_set_errhandler", comm, c);
+  if (eh <= 0 || eh >= sfm.nerrhs || !sfm.errhs[eh].used)
+    return sfm_error(comm, "MPI_Comm_set_errhandler", MPI_ERR_ARG, "invalid error handler %d", eh);
+  c->errh = eh;
+  return MPI_SUCCESS;
+}
+
+int MPI_Comm_get_errhandler(MPI_Comm comm, MPI_Errhandler *eh) {
+  SFM_COMM("MPI_Comm_get_errhandler", comm, c);
+  if (eh) *eh = c->errh;
+  return MPI_SUCCESS;
+}
+
+int MPI_Comm_create_errhandler(MPI_Comm_errhandler_function *fn, MPI_Errhandler *eh) {
+  int i;
+  SFM_INIT_CHECK("MPI_Comm_create_errhandler");
+  if (fn == NULL || eh == NULL) return sfm_error(MPI_COMM_WORLD, "MPI_Comm_create_errhandler", MPI_ERR_ARG, "NULL argument");
+  for (i = 4; i < sfm.nerrhs; i++)
+    if (!sfm.errhs[i].used) break;
+  if (i >= sfm.nerrhs && sfm_grow((void **)&sfm.errhs, &sfm.nerrhs, sizeof *sfm.errhs) < 0)
+    return sfm_error(MPI_COMM_WORLD, "MPI_Comm_create_errhandler", MPI_ERR_NO_MEM, "out of memory");
+  sfm.errhs[i].used = 1;
+  sfm.errhs[i].fn = fn;
+  *eh = i;
+  return MPI_SUCCESS;
+}
+
+int MPI_Errhandler_free(MPI_Errhandler *eh) {
+  if (eh == NULL) return MPI_ERR_ARG;
+  if (*eh > MPI_ERRORS_ABORT && *eh < sfm.nerrhs) sfm.errhs[*eh].used = 0;
+  *eh = MPI_ERRHANDLER_NULL;
+  return MPI_SUCCESS;
+}
+
+int MPI_Comm_call_errhandler(MPI_Comm comm, int code) {
+  char msg[MPI_MAX_ERROR_STRING];
+  int len;
+  SFM_COMM("MPI_Comm_call_errhandler", comm, c);
+  MPI_Error_string(code, msg, &len);
+  if (c->errh == MPI_ERRORS_RETURN) return MPI_SUCCESS;
+  if (c->errh > MPI_ERRORS_ABORT) {
+    sfm.errhs[c->errh].fn(&comm, &code);
+    return MPI_SUCCESS;
+  }
+  sfm_fatal(code, msg);
+}
