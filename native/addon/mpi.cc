@@ -95,6 +95,9 @@ struct Request {
   int source = -1, rtag = -1, rtype = 0;
   size_t nbytes = 0;
   Napi::Reference<Napi::Value> result;  // object receive: the Buffer
+  bool failed = false;
+  std::string err_code, err_msg;
+  int err_rank = -1;
 };
 
 struct State {
@@ -110,6 +113,26 @@ struct State {
 };
 
 State* g = nullptr;
+
+int ProgressWait(Napi::Env env, sf_req* target, sf_status* st);
+void ProgressAll(Napi::Env env);
+
+bool HasPendingRecv() {
+  for (auto& kv : g->reqs)
+    if (kv.second->kind == Request::kRecv && !kv.second->done) return true;
+  return false;
+}
+
+// A blocking receive that keeps pending non-blocking receives moving (see ProgressWait).
+int BlockingRecv(Napi::Env env, void* buf, size_t cap, int src, uint32_t ctx, int tag, sf_status* st) {
+  if (!HasPendingRecv()) return sf_recv(g->job, buf, cap, src, ctx, tag, st);
+  sf_req* q = nullptr;
+  int rc = sf_irecv(g->job, buf, cap, src, ctx, tag, &q);
+  if (rc < 0) return rc;
+  rc = ProgressWait(env, q, st);
+  sf_req_free(g->job, q);
+  return rc;
+}
 
 const char* ErrCode(int rc) {
   switch (rc) {
@@ -408,8 +431,8 @@ Napi::Value Send(const Napi::CallbackInfo& info) {
     sf_req *hdr, *data;
     rc = StartSend(p, len, dtype, dst, ctx, tag, sync, frame, &hdr, &data);
     if (rc >= 0) {
-      rc = sf_wait(g->job, data, nullptr);
-      if (rc >= 0) rc = sf_wait(g->job, hdr, nullptr);
+      rc = ProgressWait(env, data, nullptr);
+      if (rc >= 0) rc = ProgressWait(env, hdr, nullptr);
       sf_req_free(g->job, hdr);
       sf_req_free(g->job, data);
     }
@@ -475,7 +498,7 @@ Napi::Value RecvImpl(Napi::Env env, uint8_t* buf, size_t cap, int expect_type, i
     rtag = pk.tag;
   } else {
     sf_status st;
-    int rc = sf_recv(g->job, g->staging.data(), g->staging.size(), src, ctx, tag, &st);
+    int rc = BlockingRecv(env, g->staging.data(), g->staging.size(), src, ctx, tag, &st);
     if (rc < 0) {
       return ThrowRc(env, rc, std::string(what) + " from " + (src == SF_ANY_SOURCE ? std::string("any rank") : "rank " + std::to_string(src)) +
                                   " tag " + (tag == SF_ANY_TAG ? std::string("any") : std::to_string(tag)));
@@ -508,7 +531,7 @@ Napi::Value RecvImpl(Napi::Env env, uint8_t* buf, size_t cap, int expect_type, i
     if (h.nbytes) memcpy(dst, frame + kHeader, h.nbytes);
   } else {
     sf_status st;
-    int rc = sf_recv(g->job, dst, h.nbytes, source, kDataCtx, static_cast<int>(h.seq), &st);
+    int rc = BlockingRecv(env, dst, h.nbytes, source, kDataCtx, static_cast<int>(h.seq), &st);
     if (rc < 0) return ThrowRc(env, rc, std::string(what) + ": data of " + Elems(h.nbytes, h.dtype) + " from rank " + std::to_string(source));
   }
   SetStatus(source, rtag, h.nbytes, h.dtype);
@@ -639,17 +662,33 @@ Napi::Value Irecv(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, AddReq(std::move(r)));
 }
 
-// Advances a receive whose header arrived. Returns false with a JS exception pending on error.
+// Records a failure on a request; it is thrown when the program tests or waits on it (requests
+// are also advanced in the background, while this rank blocks elsewhere).
+void SetErr(Request* r, const char* code, const std::string& msg, int rank) {
+  r->err_code = code;
+  r->err_msg = msg;
+  r->err_rank = rank;
+  r->failed = true;
+  r->done = true;
+  r->stage = 2;
+}
+
+void SetRcErr(Request* r, int rc, const std::string& what) {
+  std::string msg = sf_last_error();
+  if (msg.empty()) msg = sf_error_name(rc);
+  SetErr(r, ErrCode(rc), what + ": " + msg, FailedRank(rc));
+}
+
+// A receive's header arrived: check it, copy an inline payload, or post the data receive.
+// Returns false with r->failed set on error.
 bool OnHeader(Napi::Env env, Request* r, size_t frame_len) {
   Header h;
   memcpy(&h, r->frame.data(), kHeader);
   std::string bad = CheckHeader(h, frame_len, r->dtype, r->cap, r->source, r->rtag);
   if (!bad.empty()) {
     if (h.magic == kMagic && h.kind == kFollow) DiscardData(r->source, h.seq);
-    r->done = true;
-    r->stage = 2;
     const char* code = bad.rfind("type", 0) == 0 ? "ERR_TYPE" : bad.rfind("message truncated", 0) == 0 ? "ERR_TRUNCATE" : "ERR_INTERN";
-    ThrowMPI(env, code, "irecv: " + bad, r->source);
+    SetErr(r, code, "irecv: " + bad, r->source);
     return false;
   }
   r->rtype = h.dtype;
@@ -668,23 +707,25 @@ bool OnHeader(Napi::Env env, Request* r, size_t frame_len) {
   }
   int rc = sf_irecv(g->job, dst, h.nbytes, r->source, kDataCtx, static_cast<int>(h.seq), &r->data);
   if (rc < 0) {
-    ThrowRc(env, rc, "irecv: data of " + Elems(h.nbytes, h.dtype) + " from rank " + std::to_string(r->source));
+    SetRcErr(r, rc, "irecv: data of " + Elems(h.nbytes, h.dtype) + " from rank " + std::to_string(r->source));
     return false;
   }
   r->stage = 1;
   return true;
 }
 
-// Makes progress on one request; blocking = wait. Returns 1 done, 0 pending, -1 JS error pending.
+int ProgressWait(Napi::Env env, sf_req* target, sf_status* st);
+
+// Makes progress on one request; blocking = wait. Returns 1 done, 0 pending, -1 failed (r->failed).
 int Advance(Napi::Env env, Request* r, bool blocking) {
-  if (r->done) return 1;
+  if (r->done) return r->failed ? -1 : 1;
   if (r->kind == Request::kSend) {
     sf_req* rs[2] = {r->hdr, r->data};
     for (sf_req* q : rs) {
       if (q == nullptr) continue;
-      int rc = blocking ? sf_wait(g->job, q, nullptr) : sf_test(g->job, q, nullptr);
+      int rc = blocking ? ProgressWait(env, q, nullptr) : sf_test(g->job, q, nullptr);
       if (rc < 0) {
-        ThrowRc(env, rc, "isend to rank " + std::to_string(r->source) + " tag " + std::to_string(r->rtag));
+        SetRcErr(r, rc, "isend to rank " + std::to_string(r->source) + " tag " + std::to_string(r->rtag));
         return -1;
       }
       if (!blocking && rc == 0) return 0;
@@ -699,10 +740,10 @@ int Advance(Napi::Env env, Request* r, bool blocking) {
     }
     if (r->stage == 0) {
       sf_status st;
-      int rc = blocking ? sf_wait(g->job, r->hdr, &st) : sf_test(g->job, r->hdr, &st);
+      int rc = blocking ? ProgressWait(env, r->hdr, &st) : sf_test(g->job, r->hdr, &st);
       if (rc < 0) {
-        ThrowRc(env, rc, "irecv from " + (r->src == SF_ANY_SOURCE ? std::string("any rank") : "rank " + std::to_string(r->src)) + " tag " +
-                             (r->tag == SF_ANY_TAG ? std::string("any") : std::to_string(r->tag)));
+        SetRcErr(r, rc, "irecv from " + (r->src == SF_ANY_SOURCE ? std::string("any rank") : "rank " + std::to_string(r->src)) + " tag " +
+                            (r->tag == SF_ANY_TAG ? std::string("any") : std::to_string(r->tag)));
         return -1;
       }
       if (!blocking && rc == 0) return 0;
@@ -724,9 +765,9 @@ int Advance(Napi::Env env, Request* r, bool blocking) {
       continue;
     }
     if (r->stage == 1) {
-      int rc = blocking ? sf_wait(g->job, r->data, nullptr) : sf_test(g->job, r->data, nullptr);
+      int rc = blocking ? ProgressWait(env, r->data, nullptr) : sf_test(g->job, r->data, nullptr);
       if (rc < 0) {
-        ThrowRc(env, rc, "irecv: data from rank " + std::to_string(r->source));
+        SetRcErr(r, rc, "irecv: data from rank " + std::to_string(r->source));
         return -1;
       }
       if (!blocking && rc == 0) return 0;
@@ -737,7 +778,51 @@ int Advance(Napi::Env env, Request* r, bool blocking) {
   }
 }
 
+// Waits for `target` while advancing every pending receive whose header may arrive meanwhile:
+// a peer blocked in a large Send to us needs our data receive posted, which only happens when
+// its header is seen (the deadlock Irecv(A); Send(B) <-> Irecv(B); Send(A) would hang otherwise).
+int ProgressWait(Napi::Env env, sf_req* target, sf_status* st) {
+  static int depth = 0;
+  std::vector<sf_req*> list;
+  std::vector<Request*> owners;
+  for (;;) {
+    list.clear();
+    owners.clear();
+    list.push_back(target);
+    owners.push_back(nullptr);
+    if (depth == 0) {
+      for (auto& kv : g->reqs) {
+        Request* r = kv.second.get();
+        if (r->kind == Request::kRecv && !r->done && r->stage == 0 && r->hdr != nullptr && r->hdr != target) {
+          list.push_back(r->hdr);
+          owners.push_back(r);
+        }
+      }
+    }
+    if (list.size() == 1) return sf_wait(g->job, target, st);
+    int index = -1;
+    int rc = sf_wait_any(g->job, list.data(), static_cast<int>(list.size()), &index);
+    if (rc < 0) return rc;
+    if (index <= 0) return sf_wait(g->job, target, st);
+    depth++;
+    Advance(env, owners[index], false);  // errors stay on that request
+    depth--;
+  }
+}
+
+// Advances every pending receive once without blocking (before entering a native collective).
+void ProgressAll(Napi::Env env) {
+  for (auto& kv : g->reqs) {
+    Request* r = kv.second.get();
+    if (r->kind == Request::kRecv && !r->done) Advance(env, r, false);
+  }
+}
+
 void ReqStatus(Request* r) { SetStatus(r->source, r->rtag, r->nbytes, r->rtype); }
+
+Napi::Value ThrowReq(Napi::Env env, Request* r) {
+  return ThrowMPI(env, r->err_code.c_str(), r->err_msg, r->err_rank);
+}
 
 // test(id) -> bool (status filled when true)
 Napi::Value Test(const Napi::CallbackInfo& info) {
@@ -745,7 +830,7 @@ Napi::Value Test(const Napi::CallbackInfo& info) {
   Request* r = FindReq(env, info[0]);
   if (r == nullptr) return env.Undefined();
   int rc = Advance(env, r, false);
-  if (rc < 0) return env.Undefined();
+  if (rc < 0) return ThrowReq(env, r);
   if (rc == 1) ReqStatus(r);
   return Napi::Boolean::New(env, rc == 1);
 }
@@ -755,7 +840,7 @@ Napi::Value Wait(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Request* r = FindReq(env, info[0]);
   if (r == nullptr) return env.Undefined();
-  if (Advance(env, r, true) < 0) return env.Undefined();
+  if (Advance(env, r, true) < 0) return ThrowReq(env, r);
   ReqStatus(r);
   return env.Undefined();
 }
@@ -772,25 +857,26 @@ Napi::Value WaitAny(const Napi::CallbackInfo& info) {
   }
   for (;;) {
     std::vector<sf_req*> pending;
-    std::vector<size_t> owner;
     for (size_t i = 0; i < n; i++) {
       int rc = Advance(env, rs[i], false);
-      if (rc < 0) return env.Undefined();
+      if (rc < 0) return ThrowReq(env, rs[i]);
       if (rc == 1) {
         ReqStatus(rs[i]);
         return Napi::Number::New(env, static_cast<double>(i));
       }
       Request* r = rs[i];
       sf_req* q = r->kind == Request::kSend ? (r->hdr && !sf_req_done(r->hdr) ? r->hdr : r->data) : (r->stage == 0 ? r->hdr : r->data);
-      if (q) {
-        pending.push_back(q);
-        owner.push_back(i);
-      }
+      if (q) pending.push_back(q);
+    }
+    for (auto& kv : g->reqs) {  // other receives progress too (see ProgressWait)
+      Request* r = kv.second.get();
+      if (r->kind == Request::kRecv && !r->done && r->stage == 0 && r->hdr) pending.push_back(r->hdr);
     }
     if (pending.empty()) return Napi::Number::New(env, -1);
     int index = -1;
     int rc = sf_wait_any(g->job, pending.data(), static_cast<int>(pending.size()), &index);
     if (rc < 0) return ThrowRc(env, rc, "waitany");
+    ProgressAll(env);
   }
 }
 
@@ -937,6 +1023,7 @@ Napi::Value CollResult(Napi::Env env, int rc, const std::string& what) {
 // barrier(ranks, index, ctx)
 Napi::Value Barrier(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (g->job != nullptr) ProgressAll(env);
   if (!RequireJob(env, "barrier")) return env.Undefined();
   Group gr;
   GetGroup(info, 0, &gr);
@@ -946,6 +1033,7 @@ Napi::Value Barrier(const Napi::CallbackInfo& info) {
 // bcast(ranks, index, ctx, buf, root)
 Napi::Value Bcast(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (g->job != nullptr) ProgressAll(env);
   if (!RequireJob(env, "bcast")) return env.Undefined();
   Group gr;
   GetGroup(info, 0, &gr);
@@ -959,6 +1047,7 @@ Napi::Value Bcast(const Napi::CallbackInfo& info) {
 // kind: 0 reduce, 1 allreduce, 2 scan, 3 exscan
 Napi::Value Reduce(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (g->job != nullptr) ProgressAll(env);
   if (!RequireJob(env, "reduce")) return env.Undefined();
   Group gr;
   GetGroup(info, 0, &gr);
@@ -992,6 +1081,7 @@ std::vector<size_t> Sizes(const Napi::Value& v) {
 // gatherv(ranks, index, ctx, sbuf|null, rbuf|null, lens: Float64Array|null, displs|null, root, all)
 Napi::Value Gatherv(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (g->job != nullptr) ProgressAll(env);
   if (!RequireJob(env, "gather")) return env.Undefined();
   Group gr;
   GetGroup(info, 0, &gr);
@@ -1012,6 +1102,7 @@ Napi::Value Gatherv(const Napi::CallbackInfo& info) {
 // scatterv(ranks, index, ctx, sbuf|null, lens|null, displs|null, rbuf|null, root)
 Napi::Value Scatterv(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (g->job != nullptr) ProgressAll(env);
   if (!RequireJob(env, "scatter")) return env.Undefined();
   Group gr;
   GetGroup(info, 0, &gr);
@@ -1027,6 +1118,7 @@ Napi::Value Scatterv(const Napi::CallbackInfo& info) {
 // alltoallv(ranks, index, ctx, sbuf, slens, sdispls, rbuf, rlens, rdispls)
 Napi::Value Alltoallv(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (g->job != nullptr) ProgressAll(env);
   if (!RequireJob(env, "alltoall")) return env.Undefined();
   Group gr;
   GetGroup(info, 0, &gr);
