@@ -35,6 +35,7 @@ export function clone(ticket: Ticket, state?: unknown): number {
   ticket.domains = origin.domains;
   ticket.forkMs = origin.forkMs;
   ticket.totalForkMs = origin.totalMs;
+  ticket.readyAt = origin.readyAt;
   ticket.outcomes = new Array(ticket.size).fill(undefined);
   for (const domain of origin.domains) {
     domain.wait().then((raw) => {

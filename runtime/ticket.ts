@@ -34,6 +34,8 @@ export class Ticket {
   /** @internal ms from clone() to each clone running, and in total. */
   forkMs: number[] = [];
   totalForkMs = 0;
+  /** performance.now() when every clone was running (0 before clone()). */
+  readyAt = 0;
   /** @internal the host slots held. */
   reservation: Reservation;
   /** @internal joiners waiting for every outcome. */

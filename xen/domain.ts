@@ -57,7 +57,7 @@ export class Domain {
 
 /** What createDomains returns in the parent (id 0) and in each new domain (id 1..n). */
 export type Creation =
-  | { id: 0; domains: Domain[]; forkMs: number[]; totalMs: number }
+  | { id: 0; domains: Domain[]; forkMs: number[]; totalMs: number; readyAt: number }
   | { id: number; channelFd: number };
 
 /**
@@ -68,8 +68,15 @@ export type Creation =
 export function createDomains(count: number, closeInChild: number[] = []): Creation {
   const r = native.forkClones(count, { closeInChild });
   if (r.id !== 0) return { id: r.id, channelFd: r.fd as number };
-  const domains = r.pids.map((pid, i) => new Domain(i + 1, new native.CloneWatch(pid, r.fds[i])));
-  return { id: 0, domains, forkMs: r.ms ?? [], totalMs: r.totalMs ?? 0 };
+  let domains: Domain[];
+  try {
+    domains = r.pids.map((pid, i) => new Domain(i + 1, new native.CloneWatch(pid, r.fds[i])));
+  } finally {
+    native.releaseClones();
+  }
+  // Every clone is running from here on (performance.now() time base).
+  const readyAt = performance.now();
+  return { id: 0, domains, forkMs: r.ms ?? [], totalMs: r.totalMs ?? 0, readyAt };
 }
 
 /** Makes `from` also be `to` (dup2): for per-rank stdio. */

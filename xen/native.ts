@@ -42,6 +42,8 @@ export interface NativeAddon {
     count: number,
     options?: { stdinNull?: boolean; parkTimeoutMs?: number; closeInChild?: number[] },
   ): ForkResult;
+  /** Lets the clones of the last forkClones run (they wait until the origin has forked all). */
+  releaseClones(): void;
   CloneWatch: new (pid: number, channelFd: number) => NativeCloneWatch;
   installExitKeeper(onEmpty: () => void, onExit: () => void): void;
   exitNow(code: number): never;

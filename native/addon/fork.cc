@@ -34,6 +34,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <linux/futex.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -187,7 +188,38 @@ void ChildAfterFork(uv_loop_t* loop, pid_t parent, const std::vector<int>& close
   }
 }
 
+// The start gate: clones wait on it until the origin has forked them all, so that on a machine
+// with fewer cores than clones the origin is not starved by its own clones while forking.
+struct StartGate {
+  uint32_t open;
+};
+
+StartGate* gate_page = nullptr;  // the origin's mapping of the gate of the last forkClones
+
+void WaitAtGate(StartGate* g) {
+  // Bounded: if the origin never opens the gate (it died), PDEATHSIG ends us anyway.
+  timespec ts = {1, 0};
+  for (int i = 0; i < 10 && __atomic_load_n(&g->open, __ATOMIC_ACQUIRE) == 0; i++)
+    syscall(SYS_futex, &g->open, FUTEX_WAIT, 0, &ts, nullptr, 0);
+}
+
+void OpenGate(StartGate* g) {
+  __atomic_store_n(&g->open, 1, __ATOMIC_RELEASE);
+  syscall(SYS_futex, &g->open, FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
+}
+
 }  // namespace
+
+// releaseClones(): opens the start gate of the last forkClones (in the origin, once it has
+// recorded its clones). Idempotent.
+Napi::Value ReleaseClones(const Napi::CallbackInfo& info) {
+  if (gate_page != nullptr) {
+    OpenGate(gate_page);
+    munmap(gate_page, sizeof(StartGate));
+    gate_page = nullptr;
+  }
+  return info.Env().Undefined();
+}
 
 // forkClones(count, { stdinNull = true, parkTimeoutMs = 5000, closeInChild = [] })
 //   -> in the parent: { id: 0, pids: number[], fds: number[], ms: number[], totalMs }
@@ -237,8 +269,25 @@ Napi::Value ForkClones(const Napi::CallbackInfo& info) {
     child_ends.push_back(sv[1]);
   }
 
+  if (gate_page != nullptr) {  // a previous forkClones was never released: release it now
+    OpenGate(gate_page);
+    munmap(gate_page, sizeof(StartGate));
+    gate_page = nullptr;
+  }
+  void* page = mmap(nullptr, sizeof(StartGate), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (page == MAP_FAILED) {
+    int err = errno;
+    for (int fd : parent_ends) close(fd);
+    for (int fd : child_ends) close(fd);
+    errno = err;
+    return ThrowErrno(env, "fork: mmap of the start gate");
+  }
+  auto* start_gate = static_cast<StartGate*>(page);
+  start_gate->open = 0;
+
   std::shared_ptr<ParkGate> gate = ParkWorkers(v8::Isolate::GetCurrent(), park_timeout_ms, &error);
   if (!gate) {
+    munmap(page, sizeof(StartGate));
     for (int fd : parent_ends) close(fd);
     for (int fd : child_ends) close(fd);
     return ThrowError(env, "fork: " + error);
@@ -258,6 +307,8 @@ Napi::Value ForkClones(const Napi::CallbackInfo& info) {
         if (j != i) others.push_back(child_ends[j]);
       }
       ChildAfterFork(loop, self, others, stdin_null);
+      WaitAtGate(start_gate);
+      munmap(page, sizeof(StartGate));
       Napi::Object out = Napi::Object::New(env);
       out.Set("id", i + 1);
       out.Set("fd", child_ends[i]);
@@ -268,6 +319,7 @@ Napi::Value ForkClones(const Napi::CallbackInfo& info) {
     if (pid < 0) {
       int err = errno;
       Release(gate);
+      munmap(page, sizeof(StartGate));
       // Clones already forked are killed: a partial ticket is no ticket.
       for (pid_t p : pids) kill(p, SIGKILL);
       for (int fd : parent_ends) close(fd);
@@ -284,6 +336,7 @@ Napi::Value ForkClones(const Napi::CallbackInfo& info) {
     ms.push_back(NowMs() - t0);
   }
   Release(gate);
+  gate_page = start_gate;
   for (int fd : child_ends) close(fd);
   for (int fd : parent_ends) {
     int flags = fcntl(fd, F_GETFL);

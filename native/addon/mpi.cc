@@ -754,7 +754,6 @@ int Advance(Napi::Env env, Request* r, bool blocking) {
         r->rtag = SF_ANY_TAG;
         r->nbytes = 0;
         r->rtype = r->dtype < 0 ? 0 : r->dtype;
-        if (r->dtype < 0) r->result = Napi::Persistent(env.Null());
         r->done = true;
         r->stage = 2;
         return 1;
