@@ -706,9 +706,26 @@ int sf_wait_any(sf_job *job, sf_req *const *reqs, int n, int *index) {
   return 0;
 }
 
+/* Withdraw a receive that is still only posted (its wait failed): it must not write into a
+ * buffer its caller gave up on. Returns 1 when withdrawn. */
+static int sf__unpost(sf_job *job, struct sf_req *r) {
+  struct sf_req *prev = NULL;
+  if (r->phase != SF__P_POSTED) return 0;
+  for (struct sf_req *p = job->posted_head; p; prev = p, p = p->next) {
+    if (p != r) continue;
+    if (prev)
+      prev->next = p->next;
+    else
+      job->posted_head = p->next;
+    if (job->posted_tail == p) job->posted_tail = prev;
+    return 1;
+  }
+  return 0;
+}
+
 void sf_req_free(sf_job *job, sf_req *req) {
   if (job == NULL || req == NULL) return;
-  if (req->phase == SF__P_DONE)
+  if (req->phase == SF__P_DONE || sf__unpost(job, req))
     sf__req_release(job, req);
   else
     req->freed = 1;
@@ -733,7 +750,7 @@ int sf_recv(sf_job *job, void *buf, size_t cap, int src, uint32_t ctx, int tag, 
   int rc = sf_irecv(job, buf, cap, src, ctx, tag, &r);
   if (rc < 0) return rc;
   rc = sf__wait_req(job, r, st);
-  if (r->phase == SF__P_DONE)
+  if (r->phase == SF__P_DONE || sf__unpost(job, r))
     sf__req_release(job, r);
   else
     sf_req_free(job, r);

@@ -186,7 +186,8 @@ int sf_recv(sf_job *job, void *buf, size_t cap, int src, uint32_t ctx, int tag, 
 int sf_progress(sf_job *job);
 
 /* Is the request complete? Returns 1 (complete; *st filled when st != NULL, the request stays
- * valid until sf_req_free), 0 (pending), or a negative code. Makes progress first. */
+ * valid until sf_req_free), 0 (pending), or a negative code: SF_ETRUNCATE means complete but
+ * truncated (*st filled). Makes progress first. */
 int sf_test(sf_job *job, sf_req *req, sf_status *st);
 
 /* Wait for completion (blocking, see "Waiting" above). Returns 0, or SF_ETRUNCATE (status
@@ -198,8 +199,9 @@ int sf_wait(sf_job *job, sf_req *req, sf_status *st);
  * is not freed. */
 int sf_wait_any(sf_job *job, sf_req *const *reqs, int n, int *index);
 
-/* Release a request. A pending send/receive is detached: it still completes in the background
- * (a pending receive keeps its buffer reserved), and is freed then. */
+/* Release a request. A receive that is posted but not yet matched is withdrawn (it will never
+ * match). A pending send, or a receive already matched to a message, is detached: it completes
+ * in the background (its buffer stays in use until then) and is freed then. */
 void sf_req_free(sf_job *job, sf_req *req);
 
 /* Has the request completed? (1/0; no progress is made: use sf_test for that) */

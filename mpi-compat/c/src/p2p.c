@@ -679,6 +679,7 @@ static int sfm_bsend(const char *fn, const void *buf, int count, MPI_Datatype dt
   SFM_P2P_CHECK(fn, comm, c, dt, count);
   if ((rc = sfm_check_rank(comm, fn, "dest", dest, 0)) != MPI_SUCCESS) return rc;
   if (tag < 0 || tag > SF_TAG_MAX) return sfm_error(comm, fn, MPI_ERR_TAG, "tag %d out of range 0..%d", tag, SF_TAG_MAX);
+  sf_progress(sfm.job);
   sfm_progress_detached();
   t = sfm_type_get(dt);
   bytes = t->size * (size_t)count;
