@@ -44,6 +44,26 @@ function findInPath(name: string): string | null {
   return null;
 }
 
+/** Bundles left behind by a launcher that was killed (its pid is gone). */
+function removeStaleBundles(dir: string, base: string): void {
+  const pattern = new RegExp(`^\\.?${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.sfmpi-(\\d+)\\.mjs$`);
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = pattern.exec(name);
+    if (!m) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ESRCH') fs.rmSync(path.join(dir, name), { force: true });
+    }
+  }
+}
+
 async function bundle(file: string): Promise<{ out: string }> {
   const { build } = await import('esbuild');
   const dir = path.dirname(file);
@@ -55,6 +75,7 @@ async function bundle(file: string): Promise<{ out: string }> {
   } catch {
     out = path.join((await import('node:os')).tmpdir(), `${base}.sfmpi-${process.pid}.mjs`);
   }
+  removeStaleBundles(path.dirname(out), base);
   try {
     await build({
       entryPoints: [file],
