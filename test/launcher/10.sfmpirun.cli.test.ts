@@ -3,10 +3,10 @@
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { alive, root, run, sfmpirun, until } from '../helpers.js';
+import { alive, root, run, sfmpirun, until, type RunOptions } from '../helpers.js';
 
 const fx = (f: string) => path.join(root, 'test', 'fixtures', 'launcher', f);
-const mpirun = (args: string[], opts = {}) => run(process.execPath, [sfmpirun, ...args], opts);
+const mpirun = (args: string[], opts: RunOptions = {}) => run(process.execPath, [sfmpirun, ...args], opts);
 
 test('--help shows usage and examples', async () => {
   const r = await mpirun(['--help']);
