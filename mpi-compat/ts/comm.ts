@@ -339,6 +339,8 @@ export class Comm {
   /** Fold values[0..n) in rank order. */
   #fold(op: Op, values: unknown[], n = values.length): unknown {
     let acc = values[0];
+    // One operand: still check that the op applies to it, as it would on more ranks.
+    if (values.length === 1 && op.name !== 'user') op.apply(acc, acc);
     for (let i = 1; i < n; i++) acc = op.apply(acc, values[i]);
     return acc;
   }
