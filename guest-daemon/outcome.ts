@@ -29,6 +29,7 @@ export interface CloneFailure {
   reason: string;
 }
 
+/** How one clone ended, as join() reports it: success with its value, or failure with its cause. */
 export type CloneOutcome = CloneSuccess | CloneFailure;
 
 function signalName(signo: number): NodeJS.Signals | null {

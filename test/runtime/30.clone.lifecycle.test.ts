@@ -47,4 +47,16 @@ test('SIGKILL of the origin takes every clone down', async () => {
   assert.ok(await until(() => pids.every((p) => !alive(p)), 2000), `clones still alive: ${pids.filter(alive)}`);
 });
 
+test('a domain can be paused and resumed (xen layer)', async () => {
+  const r = await scenario('pauseResume');
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.result.paused, true);
+  assert.is(r.result.whilePaused, 'T', 'a paused clone is stopped');
+  assert.is(r.result.resumed, true);
+  assert.is(r.result.ok, true);
+  // Its 200 ms timer could not fire while it was stopped for ~450 ms.
+  assert.ok(r.result.elapsed >= 400, `finished after ${r.result.elapsed} ms`);
+  assert.is(r.result.destroyAfter, false, 'a reaped domain cannot be signalled');
+});
+
 test.run();
