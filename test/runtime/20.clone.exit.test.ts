@@ -46,4 +46,11 @@ test('output written before the fork appears once', async () => {
   assert.is(r.result.length, 3);
 });
 
+test('a 64 MiB exit value arrives whole, through join and through joinSync', async () => {
+  const r = await scenario('bigValue', [], { timeoutMs: 60_000 });
+  assert.is(r.timedOut, false, 'deadlock between a writing clone and a waiting origin');
+  assert.is(r.code, 0, r.stderr);
+  assert.equal(r.result, { async: [true, true], sync: [true, true] });
+});
+
 test.run();
