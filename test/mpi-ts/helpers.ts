@@ -89,3 +89,18 @@ export function mpirun(n: number, fixture: string, args: string[] = [], opts: { 
 export function show(j: Job): string {
   return `code ${j.code} signal ${j.signal} timedOut ${j.timedOut} in ${j.ms.toFixed(0)} ms\n--- stdout\n${j.stdout}\n--- stderr\n${j.stderr}`;
 }
+
+/**
+ * Registers one uvu test per rank count: the fixture must exit 0 with one "rank R/N ok" line per
+ * rank, within its deadline, leaving no process behind.
+ */
+export function atEverySize(test: (name: string, fn: () => Promise<void>) => void, assert: { ok(v: unknown, msg?: string): void; equal(a: unknown, b: unknown, msg?: string): void }, fixture: string, opts: { sizes?: number[]; timeoutMs?: number; args?: string[] } = {}): void {
+  for (const n of opts.sizes ?? SIZES) {
+    test(`${fixture} at -n ${n}`, async () => {
+      const j = await mpirun(n, fixture, opts.args ?? [], { timeoutMs: opts.timeoutMs ?? 30_000, env: { SFMPI_TIMEOUT_MS: String(deadline(20_000)) } });
+      assert.equal(j.code, 0, show(j));
+      for (let r = 0; r < n; r++) assert.ok(new RegExp(`^rank ${r}/${n} ok \\(\\d+ checks\\)$`, 'm').test(j.stdout), `rank ${r} did not report ok\n${show(j)}`);
+      assert.equal(j.orphans, [], `orphans left: ${j.orphans.join(', ')}`);
+    });
+  }
+}

@@ -1,0 +1,8 @@
+// coll-buf: the coll-buf fixture (test/mpi-ts/fixtures/coll-buf.ts) passes at every rank count, 1 to 8.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { atEverySize } from './helpers.js';
+
+atEverySize(test, assert, 'coll-buf');
+
+test.run();

@@ -1,0 +1,8 @@
+// nb: the nb fixture (test/mpi-ts/fixtures/nb.ts) passes at every rank count, 1 to 8.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { atEverySize } from './helpers.js';
+
+atEverySize(test, assert, 'nb');
+
+test.run();

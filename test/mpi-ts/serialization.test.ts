@@ -1,0 +1,33 @@
+// serialization: object messages round-trip (v8 structured clone plus mathjs types).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as math from 'mathjs';
+import { decode, encode, setMathjs } from '../../mpi-compat/ts/serialization.js';
+
+setMathjs(math as never);
+const rt = <T>(v: T): T => decode(encode(v)) as T;
+
+test('structured-clone values', () => {
+  const v = { a: [1, 'x', null, true], m: new Map([[1, new Set([2])]]), d: new Date(5), t: new Int16Array([1, -1]), b: 10n ** 20n };
+  assert.equal(rt(v), v);
+  assert.is(encode(v)[0], 0, 'no mathjs values: flag 0, no revive walk');
+});
+
+test('mathjs values keep their types, nested anywhere', () => {
+  const v = { list: [math.complex(1, 2)], map: new Map([['k', math.fraction(1, 3)]]), M: math.matrix([[1, 2]]), b: math.bignumber('1e-40') };
+  const enc = encode(v);
+  assert.is(enc[0], 1);
+  const got = decode(enc) as typeof v;
+  assert.ok(math.isComplex(got.list[0]));
+  assert.ok(math.isFraction(got.map.get('k')));
+  assert.ok(math.isMatrix(got.M));
+  assert.ok(math.isBigNumber(got.b) && got.b.toString() === '1e-40');
+  assert.ok(math.isComplex(v.list[0]), 'the sent value is not modified');
+});
+
+test('unserializable values give ERR_SERIALIZE naming the call', () => {
+  assert.throws(() => encode({ f: () => 1 }, 'comm.send'), (e: Error & { code?: string }) => e.code === 'ERR_SERIALIZE' && /^comm.send: value cannot be serialized: /.test(e.message));
+  assert.throws(() => decode(new Uint8Array([0, 1, 2])), (e: Error & { code?: string }) => e.code === 'ERR_SERIALIZE');
+});
+
+test.run();
