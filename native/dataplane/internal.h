@@ -160,6 +160,7 @@ struct sf_job {
   int timeout_ms;
   int spin_us;
   int cma;
+  size_t cma_min;
   const char *label;
   int wait_peer;   /* rank the current wait depends on (-1 any, -2 several) */
   int wait_tag;

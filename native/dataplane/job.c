@@ -117,6 +117,11 @@ int sf_job_create(sf_job **out, const sf_job_options *opts) {
   if (job->spin_us == 0) job->spin_us = (int)sf__env_long("SFMPI_SPIN_US", (long)n <= ncpu ? 20 : 2);
   job->cma = opts->cma;
   if (job->cma == 0) job->cma = sf__env_long("SFMPI_CMA", 1) ? 1 : -1;
+  job->cma_min = opts->cma_min;
+  if (job->cma_min == 0) {
+    long m = sf__env_long("SFMPI_CMA_MIN_BYTES", 2L << 20);
+    job->cma_min = m < 0 ? 0 : (size_t)m;
+  }
 
   job->pidfd = malloc(n * sizeof *job->pidfd);
   job->dead = calloc(n, 1);

@@ -252,7 +252,7 @@ static int sf__rdv_start(sf_job *job, struct sf_req *r, int src, const sf__rts *
     sf__complete(job, r, r->st.error);
     return sf__send_ctl(job, src, SF__F_FIN, rts->id, NULL);
   }
-  if (job->cma > 0) {
+  if (job->cma > 0 && n > job->cma_min) {
     pid_t pid = sf_job_pid(job, src);
     size_t done = 0;
     while (done < n) {

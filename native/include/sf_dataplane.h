@@ -83,6 +83,10 @@ typedef struct sf_job_options {
   int spin_us;           /* spin before sleeping; 0 = automatic (20 us, 2 us when oversubscribed) */
   int cma;               /* 1 = use process_vm_readv for large messages (default when 0 given:
                             SFMPI_CMA env, else on), -1 = never (pipelined copy through the ring) */
+  size_t cma_min;        /* rendezvous messages larger than this use process_vm_readv, smaller
+                            ones the pipelined ring copy; 0 = SFMPI_CMA_MIN_BYTES env, else 2 MiB
+                            (measured: the ring pipeline, both cores copying cache-sized chunks,
+                            beats the single copy up to about the size of the last-level cache) */
 } sf_job_options;
 
 /* Status of a completed receive (or probe). */
