@@ -147,9 +147,11 @@ function installFailureReporting(j: Job): void {
     if (!job || runtime.finalized && j.reaped) return;
     if (isEcho(err)) {
       // Another rank failed first and has reported it (or its parent will): just leave.
+      // One line instead of a stack: the launcher already names the rank that failed first.
       mpi.markFailReported(j.rank);
       j.failed = true;
-      return;
+      process.stderr.write(`sfmpi: rank ${j.rank} stopped: ${(err as Error).message}\n`);
+      process.exit(1);
     }
     const e = err as Error;
     const what = e instanceof Error ? `${e.name}: ${e.message}` : String(err);
@@ -159,12 +161,11 @@ function installFailureReporting(j: Job): void {
     if (!job) return;
     const failing = j.failed || code !== 0 || mpi.aborted() !== null;
     if (!failing && !runtime.finalized) {
-      // A program that ends without finalize: finalize for it, as mpi4py does at exit.
-      try {
-        finalize();
-      } catch (e) {
-        reportFailure(j, 1, `failed in finalize at exit: ${(e as Error).message}`);
-      }
+      // A program that ends without finalize: this rank is done. No barrier here (unlike
+      // MPI.finalize): the origin reaches its 'exit' only once every clone has exited (it
+      // watches them), so clones waiting for it at exit would deadlock.
+      mpi.markFinished();
+      runtime.finalized = true;
     }
     if (j.rank === 0) {
       if (failing && !j.failed) reportFailure(j, code || 1, `exited with code ${code}`);
