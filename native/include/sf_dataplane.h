@@ -308,11 +308,15 @@ int sf_alltoallv(sf_job *job, const sf_group *g, const void *sbuf, const size_t 
                  const size_t *sdispls, void *rbuf, const size_t *rlens, const size_t *rdispls);
 
 /* ------------------------------------------------------------------------------------------ */
-/* Launcher control channel helpers (docs/launcher-protocol.md). They format one JSON line and
- * write it with a single write(2) to `fd` (no-op returning 0 when fd < 0). */
+/* Launcher control channel helpers (docs/launcher-protocol.md). Each formats one JSON line and
+ * writes it with a single write(2) to `fd` (no-op returning 0 when fd < 0). */
 
+/* {"ev":"fork","rank","pid","ms"}: this rank runs; ms from the fork request to now. */
 int sf_ctl_fork(int fd, int rank, pid_t pid, double ms);
+/* {"ev":"exit","rank","code"}: rank ended with `code` (128+signal for a signal). */
 int sf_ctl_exit(int fd, int rank, int code);
+/* {"ev":"fail","rank","code","signal","cause"}: rank failed; `signal` is the number (0: none),
+ * `cause` a one-line message (JSON-escaped here, cut at about 3000 bytes). */
 int sf_ctl_fail(int fd, int rank, int code, int signal, const char *cause);
 
 /* Monotonic time in seconds. */
