@@ -37,6 +37,9 @@ type SendBuf = TypedArray | typeof IN_PLACE;
 const WORLD_CTX = 16;
 const SELF_CTX = 4;
 let nextCtx = WORLD_CTX + 2;
+let lastLabel = '';
+/** (op name, dtype) -> native sf_op or JS combine, so that opValid is asked once. */
+const combineCache = new Map<string, number | null>();
 
 /** @internal module state shared with index.ts. */
 export const runtime = { finalized: false, worldSize: 1, worldRank: 0 };
@@ -130,8 +133,12 @@ export class Comm {
     return new C(bytes.buffer, bytes.byteOffset, bytes.byteLength / C.BYTES_PER_ELEMENT);
   }
 
+  /** Names the collective in data-plane timeout messages (one native call, only on change). */
   #label(l: string): void {
-    mpi.setLabel(l);
+    if (l !== lastLabel) {
+      lastLabel = l;
+      mpi.setLabel(l);
+    }
   }
 
   // --------------------------------------------------------------------------------------------
@@ -142,7 +149,6 @@ export class Comm {
     this.#live('comm.send');
     const d = this.#dest('comm.send', 'dest', dest), t = this.#tag('comm.send', tag, false);
     if (d === PROC_NULL) return;
-    this.#label('send');
     mpi.send(encode(value, 'comm.send'), OBJECT_TYPE, d, this.#ctx, t, 0);
   }
 
@@ -151,7 +157,6 @@ export class Comm {
     this.#live('comm.ssend');
     const d = this.#dest('comm.ssend', 'dest', dest), t = this.#tag('comm.ssend', tag, false);
     if (d === PROC_NULL) return;
-    this.#label('ssend');
     mpi.send(encode(value, 'comm.ssend'), OBJECT_TYPE, d, this.#ctx, t, 1);
   }
 
@@ -159,7 +164,6 @@ export class Comm {
   recv<T = any>(source: number = ANY_SOURCE, tag: number = ANY_TAG, status?: Status): T {
     this.#live('comm.recv');
     const s = this.#source('comm.recv', source), t = this.#tag('comm.recv', tag, true);
-    this.#label('recv');
     const bytes = mpi.recvObject(s, this.#ctx, t);
     if (status) this.#status(status);
     return this.#decode(bytes) as T;
@@ -185,7 +189,6 @@ export class Comm {
   probe(source: number = ANY_SOURCE, tag: number = ANY_TAG, status?: Status): Status {
     this.#live('comm.probe');
     const s = this.#source('comm.probe', source), t = this.#tag('comm.probe', tag, true);
-    this.#label('probe');
     mpi.probe(s, this.#ctx, t);
     return this.#status(status);
   }
@@ -203,7 +206,6 @@ export class Comm {
     const d = this.#dest('comm.sendrecv', 'dest', dest), t = this.#tag('comm.sendrecv', sendtag, false);
     const s = this.#source('comm.sendrecv', source), rt = this.#tag('comm.sendrecv', recvtag, true);
     const bytes = encode(value, 'comm.sendrecv');
-    this.#label('sendrecv');
     const sreq = d === PROC_NULL ? 0 : mpi.isend(bytes, OBJECT_TYPE, d, this.#ctx, t, 0);
     try {
       const got = mpi.recvObject(s, this.#ctx, rt);
@@ -225,7 +227,6 @@ export class Comm {
     requireTypedArray('comm.Send', 'buf', buf);
     const d = this.#dest('comm.Send', 'dest', dest), t = this.#tag('comm.Send', tag, false);
     if (d === PROC_NULL) return;
-    this.#label('Send');
     mpi.send(buf, typeIdOf(buf), d, this.#ctx, t, 0);
   }
 
@@ -235,7 +236,6 @@ export class Comm {
     requireTypedArray('comm.Ssend', 'buf', buf);
     const d = this.#dest('comm.Ssend', 'dest', dest), t = this.#tag('comm.Ssend', tag, false);
     if (d === PROC_NULL) return;
-    this.#label('Ssend');
     mpi.send(buf, typeIdOf(buf), d, this.#ctx, t, 1);
   }
 
@@ -244,7 +244,6 @@ export class Comm {
     this.#live('comm.Recv');
     requireTypedArray('comm.Recv', 'buf', buf);
     const s = this.#source('comm.Recv', source), t = this.#tag('comm.Recv', tag, true);
-    this.#label('Recv');
     mpi.recv(buf, typeIdOf(buf), s, this.#ctx, t);
     return this.#status(status);
   }
@@ -273,7 +272,6 @@ export class Comm {
     requireTypedArray('comm.Sendrecv', 'recvbuf', recvbuf);
     const d = this.#dest('comm.Sendrecv', 'dest', dest), t = this.#tag('comm.Sendrecv', sendtag, false);
     const s = this.#source('comm.Sendrecv', source), rt = this.#tag('comm.Sendrecv', recvtag, true);
-    this.#label('Sendrecv');
     const sreq = d === PROC_NULL ? 0 : mpi.isend(sendbuf, typeIdOf(sendbuf), d, this.#ctx, t, 0);
     try {
       mpi.recv(recvbuf, typeIdOf(recvbuf), s, this.#ctx, rt);
@@ -516,9 +514,15 @@ export class Comm {
   }
 
   #combine(where: string, o: Op, dtype: number): number | ((a: any, b: any) => void) {
-    const code = (SF_OP as Record<string, number>)[o.name];
-    // uint8clamped saturates in JavaScript but wraps in C: reduce it in JavaScript.
-    if (code !== undefined && dtype !== 3 && mpi.opValid(code, dtype)) return code;
+    const key = `${o.name}/${dtype}`;
+    let native = combineCache.get(key);
+    if (native === undefined) {
+      const code = (SF_OP as Record<string, number>)[o.name];
+      // uint8clamped saturates in JavaScript but wraps in C: reduce it in JavaScript.
+      native = code !== undefined && o.name !== 'user' && dtype !== 3 && mpi.opValid(code, dtype) ? code : null;
+      combineCache.set(key, native);
+    }
+    if (native !== null) return native;
     if ((o.name === 'BAND' || o.name === 'BOR' || o.name === 'BXOR') && (dtype === 8 || dtype === 9)) {
       throw new MPIError('ERR_OP', `${where}: ${o.name} is not defined for ${TYPE_NAMES[dtype]} arrays`);
     }
