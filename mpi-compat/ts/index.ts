@@ -212,7 +212,7 @@ export function init(options: InitOptions = {}): Comm {
   job = { rank, size, world, self, ticket: rank === 0 ? ticket : null, ctlFd, reaped: false, failed: false };
   wireStdio(rank, size);
   ctl(() => mpi.ctlFork(ctlFd, rank, process.pid, ms));
-  if (process.env.SFMPI_VERBOSE === '1') process.stderr.write(`sfmpi: rank ${rank} running (pid ${process.pid}) ${ms.toFixed(2)} ms after MPI.init\n`);
+  // With --verbose, sfmpirun prints each rank's `ms` from this message (SFMPI_VERBOSE).
   installFailureReporting(job);
   setAbortHook(abort);
   return world;
