@@ -26,7 +26,7 @@ import {
 import { ERRORS, MPIError, rangeError, typeError } from './errors.js';
 import { mpi, proc } from './native.js';
 import { BAND, BOR, BXOR, LAND, LOR, LXOR, MAX, MAXLOC, MIN, MINLOC, Op, PROD, SUM } from './op.js';
-import { Request } from './request.js';
+import { Request, setWaitTimeout } from './request.js';
 import { setMathjs, type MathjsLike } from './serialization.js';
 import { Status } from './status.js';
 
@@ -190,6 +190,7 @@ export function init(options: InitOptions = {}): Comm {
   const timeoutMs = options.timeoutMs ?? 0;
   if (!Number.isInteger(timeoutMs) || timeoutMs < -1) throw rangeError('MPI.init', `options.timeoutMs must be an integer >= -1, got ${timeoutMs}`);
   if (options.mathjs !== undefined) setMathjs(options.mathjs);
+  setWaitTimeout(options.timeoutMs);
   const ctlFd = envInt('SFMPI_CONTROL_FD') ?? -1;
 
   const t0 = performance.now();

@@ -27,6 +27,7 @@ export interface NativeMPI {
   abort(code: number, cause: string): void;
   aborted(): [number, number, string] | null;
   peerDeath(rank: number): string | null;
+  health(): [string, string, number] | null;
   setLabel(label: string | null): void;
   wtime(): number;
   send(buf: Buf, dtype: number, dst: number, ctx: number, tag: number, sync: number): void;

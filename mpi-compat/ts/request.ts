@@ -6,10 +6,29 @@
  * with test() on setImmediate, then on a timer backing off to 2 ms, so an awaiting rank keeps its
  * event loop alive without burning a core).
  */
+import { MPIError, makeNativeError } from './errors.js';
 import { mpi, status as st } from './native.js';
 import { Status } from './status.js';
 import { decode } from './serialization.js';
 import { ctorOf, OBJECT_TYPE } from './datatype.js';
+
+const HEALTH_MS = 25;
+
+/** The blocking-wait limit, as the data plane reads it (MPI.init's timeoutMs overrides it). */
+let timeoutOverride: number | undefined;
+/** @internal set by MPI.init from options.timeoutMs. */
+export function setWaitTimeout(ms: number | undefined): void {
+  timeoutOverride = ms;
+}
+function waitTimeoutMs(): number {
+  if (timeoutOverride !== undefined && timeoutOverride !== 0) return timeoutOverride;
+  const env = Number(process.env.SFMPI_TIMEOUT_MS || process.env.SFMPI_WAIT_TIMEOUT_MS || 0);
+  return env > 0 ? env : 60_000;
+}
+
+function describeReq(kind: number, _s: Status): string {
+  return kind === ReqKind.Send ? 'a send' : 'a receive';
+}
 
 /** @internal what a request yields once complete. */
 export const ReqKind = { Send: 0, RecvBuffer: 1, RecvObject: 2, Done: 3 } as const;
@@ -128,9 +147,23 @@ export class Request<T = unknown> implements PromiseLike<T> {
   #promise(): Promise<T> {
     this.#p ??= new Promise<T>((resolve, reject) => {
       let polls = 0;
+      const start = Date.now();
+      let nextCheck = start + HEALTH_MS;
       const poll = (): void => {
         try {
           if (this.test()) return resolve(this.#value as T);
+          // test() does not watch for failures as blocking waits do: check the abort word,
+          // dead peers and the wait timeout here, a few times a second.
+          const now = Date.now();
+          if (now >= nextCheck) {
+            nextCheck = now + HEALTH_MS;
+            const bad = mpi.health();
+            if (bad) throw this.#failWith(makeNativeError(bad[0], `awaited request: ${bad[1]}`, bad[2]));
+            const limit = waitTimeoutMs();
+            if (limit > 0 && now - start > limit) {
+              throw this.#failWith(new MPIError('ERR_TIMEOUT', `awaited request timed out after ${now - start} ms (${describeReq(this.#kind, this.#status)})`));
+            }
+          }
         } catch (e) {
           return reject(e);
         }
@@ -141,6 +174,13 @@ export class Request<T = unknown> implements PromiseLike<T> {
       poll();
     });
     return this.#p;
+  }
+
+  #failWith(e: Error): Error {
+    this.#done = true;
+    this.#error = e;
+    mpi.free(this.#id);
+    return e;
   }
 
   /** @internal the native id (0 when complete at creation). */

@@ -353,6 +353,30 @@ Napi::Value PeerDeath(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), buf);
 }
 
+// health() -> null | [code, message, rank]: has the job been aborted, or has a peer died?
+// For waits that the data plane does not run itself (a request awaited by polling test()).
+Napi::Value Health(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (g->job == nullptr) return env.Null();
+  auto out = [&](const char* code, const std::string& msg, int rank) {
+    Napi::Array a = Napi::Array::New(env, 3);
+    a.Set(0u, Napi::String::New(env, code));
+    a.Set(1u, Napi::String::New(env, msg));
+    a.Set(2u, Napi::Number::New(env, rank));
+    return a;
+  };
+  int rank = -1, code = 0;
+  char cause[512] = {0};
+  int me = sf_job_rank(g->job);
+  if (sf_job_aborted(g->job, &rank, &code, cause, sizeof cause))
+    return out("ERR_ABORTED", "job aborted by rank " + std::to_string(rank) + ": " + cause, rank);
+  char buf[256];
+  for (int r = 0; r < sf_job_size(g->job); r++) {
+    if (r != me && sf_job_peer_death(g->job, r, buf, sizeof buf)) return out("ERR_PROC_FAILED", "rank " + std::to_string(r) + " " + buf, r);
+  }
+  return env.Null();
+}
+
 // Labels must outlive the call: keep every distinct label ever set.
 Napi::Value SetLabel(const Napi::CallbackInfo& info) {
   static std::deque<std::string> labels;
@@ -1169,7 +1193,7 @@ Napi::Object InitMpi(Napi::Env env, Napi::Object exports) {
       {"setErrorFactory", SetErrorFactory}, {"create", Create}, {"setPid", SetPid}, {"attach", Attach},
       {"destroy", Destroy}, {"info", Info}, {"pid", Pid}, {"markFinished", MarkFinished},
       {"markFailReported", MarkFailReported}, {"failReported", FailReported}, {"abort", Abort},
-      {"aborted", Aborted}, {"peerDeath", PeerDeath}, {"setLabel", SetLabel}, {"wtime", Wtime},
+      {"aborted", Aborted}, {"peerDeath", PeerDeath}, {"health", Health}, {"setLabel", SetLabel}, {"wtime", Wtime},
       {"send", Send}, {"recv", Recv}, {"recvObject", RecvObject}, {"iprobe", Iprobe}, {"probe", Probe},
       {"isend", Isend}, {"irecv", Irecv}, {"test", Test}, {"wait", Wait}, {"waitAny", WaitAny},
       {"result", Result}, {"free", Free}, {"barrier", Barrier}, {"bcast", Bcast}, {"reduce", Reduce},

@@ -14,6 +14,8 @@ const cases: { args: string[]; n: number; code: number; line: RegExp; within: nu
   { args: ['kill', '2'], n: 4, code: 137, line: /^sfmpirun: rank 2 was killed by signal 9 \(SIGKILL\)$/m, within: 5000 },
   { args: ['exit', '1', '3'], n: 3, code: 3, line: /^sfmpirun: rank 1 exited with code 3$/m, within: 5000 },
   { args: ['abort', '2', '7'], n: 4, code: 7, line: /^sfmpirun: rank 2 called MPI.abort\(7\)$/m, within: 5000 },
+  { args: ['kill-await', '1'], n: 3, code: 137, line: /^sfmpirun: rank 1 was killed by signal 9 \(SIGKILL\)$/m, within: 5000 },
+  { args: ['throw-await', '2'], n: 3, code: 1, line: /^sfmpirun: rank 2 threw Error: boom from rank 2$/m, within: 5000 },
   { args: ['abort', '0', '5'], n: 2, code: 5, line: /^sfmpirun: rank 0 called MPI.abort\(5\)$/m, within: 5000 },
 ];
 
