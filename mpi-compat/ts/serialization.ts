@@ -11,6 +11,8 @@
  *
  * flag 0: value' is the value itself. flag 1: value' has every mathjs value replaced by
  * `{ [MATHJS_KEY]: value.toJSON() }`, and the receiver revives them with mathjs's reviver.
+ * Scalars skip v8 (its fixed cost dominates small messages): flag 2 + float64 (number),
+ * 3 + UTF-8 (string), 4 true, 5 false, 6 null, 7 undefined.
  * The flag lets the receiver skip the walk for the common case of no mathjs values.
  *
  * mathjs is not loaded by this layer unless a mathjs value arrives and no instance was given
@@ -140,8 +142,35 @@ function decodeWalk(v: unknown, revive: (k: string, x: unknown) => unknown): unk
   return o;
 }
 
+// Scalars skip v8.serialize, whose fixed cost dominates small messages.
+const F_NUMBER = 2, F_STRING = 3, F_TRUE = 4, F_FALSE = 5, F_NULL = 6, F_UNDEFINED = 7;
+const f64 = new Float64Array(1);
+const f64bytes = new Uint8Array(f64.buffer);
+
 /** Serialize one object message. */
 export function encode(value: unknown, where = 'send'): Uint8Array {
+  switch (typeof value) {
+    case 'number': {
+      const out = new Uint8Array(9);
+      out[0] = F_NUMBER;
+      f64[0] = value;
+      out.set(f64bytes, 1);
+      return out;
+    }
+    case 'string': {
+      const b = Buffer.from(value, 'utf8');
+      const out = new Uint8Array(b.length + 1);
+      out[0] = F_STRING;
+      out.set(b, 1);
+      return out;
+    }
+    case 'boolean':
+      return new Uint8Array([value ? F_TRUE : F_FALSE]);
+    case 'undefined':
+      return new Uint8Array([F_UNDEFINED]);
+    default:
+      if (value === null) return new Uint8Array([F_NULL]);
+  }
   let payload: Buffer;
   let flag = 0;
   try {
@@ -165,6 +194,18 @@ function hasWrapper(orig: unknown, enc: unknown): boolean {
 export function decode(bytes: Uint8Array): unknown {
   if (bytes.length < 1) throw new MPIError('ERR_SERIALIZE', 'object message is empty (expected a flag byte)');
   const flag = bytes[0];
+  switch (flag) {
+    case F_NUMBER:
+      if (bytes.length !== 9) break;
+      f64bytes.set(bytes.subarray(1, 9));
+      return f64[0];
+    case F_STRING:
+      return Buffer.from(bytes.buffer, bytes.byteOffset + 1, bytes.length - 1).toString('utf8');
+    case F_TRUE: return true;
+    case F_FALSE: return false;
+    case F_NULL: return null;
+    case F_UNDEFINED: return undefined;
+  }
   let v: unknown;
   try {
     v = v8.deserialize(bytes.subarray(1));

@@ -13,6 +13,14 @@ test('structured-clone values', () => {
   assert.is(encode(v)[0], 0, 'no mathjs values: flag 0, no revive walk');
 });
 
+test('scalars take the short path and round-trip exactly', () => {
+  for (const v of [0, -0, 1.5, NaN, -Infinity, 2 ** 53 + 2, '', 'héllo ∑', true, false, null, undefined]) {
+    assert.ok(Object.is(rt(v), v), `round trip of ${String(v)}`);
+  }
+  assert.is(encode(3.5).length, 9);
+  assert.is(encode(true).length, 1);
+});
+
 test('mathjs values keep their types, nested anywhere', () => {
   const v = { list: [math.complex(1, 2)], map: new Map([['k', math.fraction(1, 3)]]), M: math.matrix([[1, 2]]), b: math.bignumber('1e-40') };
   const enc = encode(v);
