@@ -203,7 +203,10 @@ export function init(options: InitOptions = {}): Comm {
       rank = clone(ticket);
     } catch (e) {
       mpi.destroy();
-      throw e;
+      // Add this layer's context; keep the class (RangeError for admission) and the cause.
+      if (!(e instanceof Error)) throw e;
+      const C = e instanceof RangeError ? RangeError : e instanceof TypeError ? TypeError : Error;
+      throw new C(`MPI.init: cannot start ${size} ranks: ${e.message}`, { cause: e });
     }
     if (rank === 0) ticket.domains.forEach((d) => mpi.setPid(d.id, d.pid));
   }

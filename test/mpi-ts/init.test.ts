@@ -39,4 +39,11 @@ test('plain node without SFMPI_SIZE is a singleton', () => {
   assert.equal(lines(r.stdout), ['rank 0/1 ok (sum 0)']);
 });
 
+test('a rank count beyond admission is refused before anything forks', () => {
+  const r = spawnSync(process.execPath, [fixture], { env: { ...process.env, SFMPI_SIZE: '5', SFMPI_MAX_CLONES: '2' }, encoding: 'utf8', timeout: deadline(20_000) });
+  assert.is(r.status, 1);
+  assert.ok(/RangeError: MPI.init: cannot start 5 ranks: admission refused: 4 clones requested/.test(r.stderr), r.stderr);
+  assert.is(r.stdout, '');
+});
+
 test.run();
