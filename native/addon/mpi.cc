@@ -603,19 +603,31 @@ Napi::Value ProbeImpl(const Napi::CallbackInfo& info, bool blocking) {
     return Napi::Boolean::New(env, true);
   }
   // Consume the header so that its payload size is known, and keep it for the next receive.
-  Peeked pk;
-  pk.source = st.source;
-  pk.ctx = ctx;
-  pk.tag = st.tag;
-  pk.frame.resize(st.size);
-  sf_status st2;
-  rc = sf_recv(g->job, pk.frame.data(), pk.frame.size(), st.source, ctx, st.tag, &st2);
-  if (rc < 0) return ThrowRc(env, rc, "probe");
-  Header h;
-  memcpy(&h, pk.frame.data(), kHeader);
-  SetStatus(pk.source, pk.tag, h.nbytes, h.dtype);
-  g->peeked.push_back(std::move(pk));
-  return Napi::Boolean::New(env, true);
+  // Every earlier message from the same source in this context is consumed first, in order:
+  // a later receive with ANY_TAG must still get them before this one (non-overtaking), and the
+  // peeked list is matched in arrival order.
+  for (;;) {
+    sf_status s1;
+    rc = sf_iprobe(g->job, st.source, ctx, SF_ANY_TAG, &s1);
+    if (rc < 0) return ThrowRc(env, rc, "probe");
+    if (rc == 0) return ThrowMPI(env, "ERR_INTERN", "probe: the probed message from rank " + std::to_string(st.source) + " disappeared");
+    Peeked pk;
+    pk.source = s1.source;
+    pk.ctx = ctx;
+    pk.tag = s1.tag;
+    pk.frame.resize(s1.size);
+    sf_status s2;
+    rc = sf_recv(g->job, pk.frame.data(), pk.frame.size(), s1.source, ctx, s1.tag, &s2);
+    if (rc < 0) return ThrowRc(env, rc, "probe");
+    bool target = tag == SF_ANY_TAG || s1.tag == tag;
+    Header h;
+    memcpy(&h, pk.frame.data(), kHeader);
+    g->peeked.push_back(std::move(pk));
+    if (target) {
+      SetStatus(s1.source, s1.tag, h.nbytes, h.dtype);
+      return Napi::Boolean::New(env, true);
+    }
+  }
 }
 Napi::Value Iprobe(const Napi::CallbackInfo& info) { return ProbeImpl(info, false); }
 Napi::Value Probe(const Napi::CallbackInfo& info) { return ProbeImpl(info, true); }
