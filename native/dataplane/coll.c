@@ -65,10 +65,45 @@ static int sf__waitall(sf_job *job, sf_req **reqs, int n) {
   if ((job)->label == NULL) (job)->label = name
 #define SF__UNLABEL(job) ((job)->label = saved_label)
 
+static int sf__cond_sense(sf_job *job, void *arg) {
+  return atomic_load_explicit(&job->ctl->bar_sense, memory_order_acquire) == *(const uint32_t *)arg;
+}
+
+/* Whole-job barrier in shared memory: one atomic add per rank instead of log2(n) rounds of
+ * messages. The caller has checked that the group is every rank of the job, in order. */
+static int sf__shm_barrier(sf_job *job) {
+  uint32_t target = job->bar_sense ^ 1u;
+  job->bar_sense = target;
+  if (atomic_fetch_add(&job->ctl->bar_count, 1) == (uint32_t)job->size - 1) {
+    atomic_store(&job->ctl->bar_count, 0);
+    atomic_store_explicit(&job->ctl->bar_sense, target, memory_order_release);
+    atomic_thread_fence(memory_order_seq_cst); /* pairs with the sleeper's fence (see sf__block) */
+    for (int r = 0; r < job->size; r++)
+      if (r != job->rank && atomic_load_explicit(&sf__slot_of(job, r)->sleeping, memory_order_relaxed)) sf__wake(job, r);
+    return 0;
+  }
+  job->wait_peer = -3;
+  job->wait_tag = -1;
+  return sf__block(job, sf__cond_sense, &target, "sf_barrier");
+}
+
+static int sf__whole_job(const sf_job *job, const sf_group *g) {
+  if (g->size != job->size) return 0;
+  if (g->ranks)
+    for (int i = 0; i < g->size; i++)
+      if (g->ranks[i] != i) return 0;
+  return 1;
+}
+
 int sf_barrier(sf_job *job, const sf_group *g) {
   int rc = sf__check_group(job, g, "sf_barrier");
   if (rc < 0) return rc;
   SF__LABEL(job, "sf_barrier");
+  if (job->size > 1 && sf__whole_job(job, g)) {
+    rc = sf__shm_barrier(job);
+    SF__UNLABEL(job);
+    return rc;
+  }
   for (int k = 1; k < g->size; k <<= 1) {
     char s = 0, r;
     rc = sf__sendrecv(job, &s, 0, W(g, (g->rank + k) % g->size), &r, 0,

@@ -81,8 +81,12 @@ typedef struct sf__ctl {
   _Atomic int32_t abort_code;
   _Atomic uint32_t abort_ready; /* cause written */
   char abort_cause[244];
-  char pad1[64];
-  sf__slot slots[]; /* size entries, 64-byte aligned (offset 320) */
+  /* Barrier of the whole job (any group holding every rank in order): a sense-reversing
+   * counter; the last rank to arrive flips the sense and rings the sleepers' doorbells. */
+  _Alignas(64) _Atomic uint32_t bar_count;
+  _Atomic uint32_t bar_sense;
+  char pad1[56];
+  _Alignas(64) sf__slot slots[]; /* size entries, one cache line each */
 } sf__ctl;
 
 typedef struct sf__ring_hdr {
@@ -178,6 +182,7 @@ struct sf_job {
   struct sf_req *freelist;
   uint64_t next_id;
   int proto_err; /* sticky SF_EPROTO once a ring broke */
+  uint32_t bar_sense; /* this rank's sense of the whole-job barrier */
 };
 
 /* Error helpers (job.c). sf__err sets the thread's message and returns code. */
@@ -194,6 +199,10 @@ static inline sf__slot *sf__slot_of(const sf_job *job, int rank) { return &job->
 void sf__wake(sf_job *job, int rank);
 int sf__check_health(sf_job *job, const char *why); /* abort word and peer deaths */
 int sf__wait_req(sf_job *job, struct sf_req *req, sf_status *st);
+/* Block (spin, then sleep on this rank's doorbell, checking health and the timeout every tick)
+ * until cond() returns non-zero: returns 0, or cond's negative code, or the wait's failure. */
+typedef int (*sf__cond_fn)(sf_job *job, void *arg);
+int sf__block(sf_job *job, sf__cond_fn cond, void *arg, const char *dflt_label);
 void sf__req_release(sf_job *job, struct sf_req *req);
 const char *sf__label(const sf_job *job, const char *dflt);
 

@@ -288,6 +288,11 @@ int sf_job_fail_reported(const sf_job *job, int rank) {
   return (int)atomic_load(&job->ctl->slots[rank].fail_reported);
 }
 
+int sf_job_claim_fail_report(sf_job *job, int rank) {
+  if (job == NULL || rank < 0 || rank >= job->size) return 0;
+  return atomic_exchange(&job->ctl->slots[rank].fail_reported, 1) == 0;
+}
+
 static long sf__futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *ts) {
   return syscall(SYS_futex, (uint32_t *)addr, op, val, ts, NULL, 0);
 }
@@ -399,13 +404,12 @@ static int sf__is_dead(sf_job *job, int r) {
   return 0;
 }
 
-int sf_job_peer_death(sf_job *job, int rank, char *buf, size_t len) {
+int sf_job_peer_status(sf_job *job, int rank, int *wstatus) {
   siginfo_t si;
-  int status = 0, finished;
+  int status = -1;
   pid_t pid;
   if (job == NULL || rank < 0 || rank >= job->size || rank == job->rank) return 0;
   if (!sf__is_dead(job, rank)) return 0;
-  finished = atomic_load(&job->ctl->slots[rank].state) == SF__RANK_FINISHED;
   pid = (pid_t)atomic_load(&job->ctl->slots[rank].pid);
   memset(&si, 0, sizeof si);
   if (job->rank == 0 && waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid) {
@@ -413,12 +417,21 @@ int sf_job_peer_death(sf_job *job, int rank, char *buf, size_t len) {
       status = (si.si_status & 0xff) << 8;
     else
       status = si.si_status & 0x7f;
-    sf__describe_status(status, buf, len, finished);
-  } else if (sf__proc_exit_code(pid, &status) == 0) {
-    sf__describe_status(status, buf, len, finished);
-  } else {
-    snprintf(buf, len, "died (pid %d)", (int)pid);
+  } else if (sf__proc_exit_code(pid, &status) != 0) {
+    status = -1;
   }
+  if (wstatus) *wstatus = status;
+  return 1;
+}
+
+int sf_job_peer_death(sf_job *job, int rank, char *buf, size_t len) {
+  int status, finished;
+  if (!sf_job_peer_status(job, rank, &status)) return 0;
+  finished = atomic_load(&job->ctl->slots[rank].state) == SF__RANK_FINISHED;
+  if (status >= 0)
+    sf__describe_status(status, buf, len, finished);
+  else
+    snprintf(buf, len, "died (pid %d)", (int)sf_job_pid(job, rank));
   return 1;
 }
 

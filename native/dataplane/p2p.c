@@ -552,8 +552,6 @@ int sf_irecv(sf_job *job, void *buf, size_t cap, int src, uint32_t ctx, int tag,
 
 /* ---- waiting ----------------------------------------------------------------------------- */
 
-typedef int (*sf__cond_fn)(sf_job *job, void *arg);
-
 static long sf__futex_wait(_Atomic uint32_t *addr, uint32_t val, int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
   return syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT, val, &ts, NULL, 0);
@@ -566,6 +564,9 @@ static int sf__timeout_err(sf_job *job, double waited, const char *dflt) {
     snprintf(peer, sizeof peer, "any rank");
   else if (job->wait_peer >= 0)
     snprintf(peer, sizeof peer, "rank %d", job->wait_peer);
+  else if (job->wait_peer == -3) /* the whole-job barrier: say how many never arrived */
+    snprintf(peer, sizeof peer, "%d of %d ranks to arrive",
+             job->size - (int)atomic_load(&job->ctl->bar_count), job->size);
   else
     snprintf(peer, sizeof peer, "several ranks");
   if (job->wait_tag >= 0)
@@ -576,7 +577,7 @@ static int sf__timeout_err(sf_job *job, double waited, const char *dflt) {
 }
 
 /* Block until cond() returns non-zero (returns it if > 0 -> 0, or its negative code). */
-static int sf__block(sf_job *job, sf__cond_fn cond, void *arg, const char *dflt_label) {
+int sf__block(sf_job *job, sf__cond_fn cond, void *arg, const char *dflt_label) {
   sf__slot *me = sf__slot_of(job, job->rank);
   double t0 = sf_now(), now, last_check, spin = job->spin_us * 1e-6;
   int rc, i = 0;

@@ -142,10 +142,18 @@ pid_t sf_job_pid(const sf_job *job, int rank);
  * Call after the final barrier of finalize. */
 int sf_job_mark_finished(sf_job *job);
 
-/* Mark this rank as having reported its own failure to the launcher (so its parent reports
- * `exit` rather than a second `fail`) / read that flag for `rank`. */
+/* Mark `rank`'s failure as reported to the launcher (so nobody reports a second `fail` for it)
+ * / read that flag for `rank`. */
 void sf_job_mark_fail_reported(sf_job *job, int rank);
 int sf_job_fail_reported(const sf_job *job, int rank);
+
+/* Claim the right to report `rank`'s failure: returns 1 for exactly one caller in the whole job
+ * (any process, any thread), 0 for all others. */
+int sf_job_claim_fail_report(sf_job *job, int rank);
+
+/* If `rank` has ended (exited or zombie), return 1 and set *wstatus to its wait(2) status when
+ * known (-1 when it was reaped already and cannot be read), else 0. Does not reap. */
+int sf_job_peer_status(sf_job *job, int rank, int *wstatus);
 
 /* Abort the job: set the abort word (first caller wins) with this rank, `code` and `cause`, wake
  * every waiting rank (they fail with SF_EABORTED naming this rank and cause). Does not kill. */

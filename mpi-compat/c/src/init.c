@@ -199,11 +199,10 @@ static void sfm_reap_clones(int kill_first) {
       w = waitpid(pid, &status, 0);
     } while (w < 0 && errno == EINTR);
     if (w != pid) continue;
-    if (sfm_abnormal(status) && !sf_job_fail_reported(sfm.job, r) && !kill_first) {
+    if (sfm_abnormal(status) && !kill_first && sf_job_claim_fail_report(sfm.job, r)) {
       char how[128];
       sfm_describe(status, 1, how, sizeof how);
       sf_ctl_fail(sfm.ctl_fd, r, sfm_status_code(status), WIFSIGNALED(status) ? WTERMSIG(status) : 0, how);
-      sf_job_mark_fail_reported(sfm.job, r);
     }
     sf_ctl_exit(sfm.ctl_fd, r, sfm_status_code(status));
   }
@@ -216,6 +215,24 @@ static void sfm_kill_clones(void) {
   }
 }
 
+/* Origin: report clones that already died abnormally and nobody reported yet (the root cause
+ * of a failure must reach the launcher before the clones we kill now). */
+static void sfm_report_dead_clones(void) {
+  for (int r = 1; r < sfm.size; r++) {
+    siginfo_t si;
+    pid_t pid = sf_job_pid(sfm.job, r);
+    int status;
+    memset(&si, 0, sizeof si);
+    if (pid <= 0 || waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid != pid) continue;
+    status = si.si_code == CLD_EXITED ? (si.si_status & 0xff) << 8 : (si.si_status & 0x7f);
+    if (sfm_abnormal(status) && sf_job_claim_fail_report(sfm.job, r)) {
+      char how[160];
+      if (!sf_job_peer_death(sfm.job, r, how, sizeof how)) sfm_describe(status, 0, how, sizeof how);
+      sf_ctl_fail(sfm.ctl_fd, r, sfm_status_code(status), WIFSIGNALED(status) ? WTERMSIG(status) : 0, how);
+    }
+  }
+}
+
 /* End this rank (and, from the origin, the job) with `code` after a failure already reported. */
 static void sfm_terminate(int code) __attribute__((noreturn));
 static void sfm_terminate(int code) {
@@ -223,6 +240,10 @@ static void sfm_terminate(int code) {
     /* Another thread of this process is already ending it. */
     for (;;) pause();
   }
+  int ar = -1;
+  /* Main thread of the origin only: the watcher thread ends the job only after an abort by
+   * another rank, and then what died is the aborter's doing. */
+  if (sfm.rank == 0 && !(sf_job_aborted(sfm.job, &ar, NULL, NULL, 0) && ar != 0)) sfm_report_dead_clones();
   sfm_kill_clones();
   if (sfm.rank == 0) {
     sfm_reap_clones(1);
@@ -233,19 +254,38 @@ static void sfm_terminate(int code) {
   _exit(code);
 }
 
+/* Did another rank already fail in a way that is (or will be) reported as the root cause? */
+static int sfm_other_failed_first(void) {
+  for (int r = 0; r < sfm.size; r++) {
+    int st;
+    if (r != sfm.rank && sf_job_peer_status(sfm.job, r, &st) && (st < 0 || sfm_abnormal(st))) return 1;
+  }
+  return 0;
+}
+
 void sfm_fatal(int code, const char *msg) {
   int ar = -1, acode = 1;
   char cause[256];
-  (void)code;
   if (sfm.job && sf_job_aborted(sfm.job, &ar, &acode, cause, sizeof cause) && ar != sfm.rank) {
     /* Another rank aborted the job and reported it: leave quietly with its code. */
+    sf_job_claim_fail_report(sfm.job, sfm.rank);
     sfm_terminate(acode ? acode : 1);
   }
   fprintf(stderr, "sfmpi: rank %d: %s\n", sfm.rank, msg);
+  if (sfm.job && (code & 0xff) == MPI_ERR_PROC_FAILED && sfm_other_failed_first()) {
+    /* Failing because a peer died is not the cause: the dead peer is reported (by the origin,
+     * which reaps it). This rank leaves without a report of its own, without aborting the job
+     * and without killing anyone, so the root cause stays the first failure the launcher sees;
+     * the other ranks notice the dead peer by themselves. */
+    sf_job_claim_fail_report(sfm.job, sfm.rank);
+    if (sfm.rank == 0) sfm_terminate(1);
+    fflush(stdout);
+    fflush(stderr);
+    _exit(1);
+  }
   if (sfm.job) {
     sf_job_abort(sfm.job, 1, msg);
-    sf_ctl_fail(sfm.ctl_fd, sfm.rank, 1, 0, msg);
-    sf_job_mark_fail_reported(sfm.job, sfm.rank);
+    if (sf_job_claim_fail_report(sfm.job, sfm.rank)) sf_ctl_fail(sfm.ctl_fd, sfm.rank, 1, 0, msg);
   }
   sfm_terminate(1);
 }
@@ -258,8 +298,7 @@ int MPI_Abort(MPI_Comm comm, int errorcode) {
   fprintf(stderr, "sfmpi: rank %d: MPI_Abort(comm, %d) called\n", sfm.rank, errorcode);
   if (sfm.job) {
     sf_job_abort(sfm.job, errorcode, cause);
-    sf_ctl_fail(sfm.ctl_fd, sfm.rank, errorcode, 0, cause);
-    sf_job_mark_fail_reported(sfm.job, sfm.rank);
+    if (sf_job_claim_fail_report(sfm.job, sfm.rank)) sf_ctl_fail(sfm.ctl_fd, sfm.rank, errorcode, 0, cause);
   }
   sfm_terminate(errorcode);
 }
@@ -291,11 +330,11 @@ static void *sfm_watch(void *arg) {
       if (waitid(P_PID, (id_t)sf_job_pid(sfm.job, r), &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid == 0) continue;
       seen[r] = 1;
       status = si.si_code == CLD_EXITED ? (si.si_status & 0xff) << 8 : (si.si_status & 0x7f);
-      if (sfm_abnormal(status) && !sf_job_fail_reported(sfm.job, r)) {
+      /* Once the job was aborted, deaths are its consequence (ranks killed by the aborter). */
+      if (sfm_abnormal(status) && !sf_job_aborted(sfm.job, NULL, NULL, NULL, 0) && sf_job_claim_fail_report(sfm.job, r)) {
         char how[128];
         sfm_describe(status, 0, how, sizeof how);
         sf_ctl_fail(sfm.ctl_fd, r, sfm_status_code(status), WIFSIGNALED(status) ? WTERMSIG(status) : 0, how);
-        sf_job_mark_fail_reported(sfm.job, r);
       }
     }
     if (sf_job_aborted(sfm.job, &ar, &acode, NULL, 0) && ar != 0) sfm_terminate(acode ? acode : 1);
@@ -321,7 +360,7 @@ static void sfm_on_exit(int status, void *arg) {
   }
   fflush(NULL);
   sfm_reap_clones(!sfm.finalized);
-  if (status != 0 && !sf_job_fail_reported(sfm.job, 0)) {
+  if (status != 0 && sf_job_claim_fail_report(sfm.job, 0)) {
     char how[96];
     snprintf(how, sizeof how, "exited with code %d%s", status, sfm.finalized ? "" : " before MPI_Finalize");
     sf_ctl_fail(sfm.ctl_fd, 0, status, 0, how);
