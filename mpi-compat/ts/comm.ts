@@ -223,6 +223,12 @@ export class Comm {
 
   /** Sends the elements of a typed array (blocking; large arrays go without intermediate copies). */
   Send(buf: TypedArray, dest: number, tag = 0): void {
+    // Fast path for compute loops: one combined check, then the native call.
+    const id = typeIdOf(buf);
+    if (id > 0 && dest >= 0 && dest < this.size && (dest | 0) === dest && tag >= 0 && tag <= TAG_UB && (tag | 0) === tag && !this.#freed && !runtime.finalized) {
+      mpi.send(buf, id, this.#ranks ? this.#ranks[dest] : dest, this.#ctx, tag, 0);
+      return;
+    }
     this.#live('comm.Send');
     requireTypedArray('comm.Send', 'buf', buf);
     const d = this.#dest('comm.Send', 'dest', dest), t = this.#tag('comm.Send', tag, false);
@@ -241,6 +247,11 @@ export class Comm {
 
   /** Receives into `buf` (same element type as sent; at least as long). Returns the status. */
   Recv(buf: TypedArray, source: number = ANY_SOURCE, tag: number = ANY_TAG, status?: Status): Status {
+    const id = typeIdOf(buf);
+    if (id > 0 && source >= 0 && source < this.size && (source | 0) === source && tag >= -1 && tag <= TAG_UB && (tag | 0) === tag && !this.#freed && !runtime.finalized) {
+      mpi.recv(buf, id, this.#ranks ? this.#ranks[source] : source, this.#ctx, tag);
+      return this.#status(status);
+    }
     this.#live('comm.Recv');
     requireTypedArray('comm.Recv', 'buf', buf);
     const s = this.#source('comm.Recv', source), t = this.#tag('comm.Recv', tag, true);

@@ -40,8 +40,21 @@ export function isTypedArray(v: unknown): v is TypedArray {
   return ArrayBuffer.isView(v) && !(v instanceof DataView);
 }
 
+/**
+ * Each typed-array prototype carries its wire id under a private symbol (non-enumerable), so the
+ * hot path reads one property through an inline cache instead of hashing the constructor.
+ */
+const TYPE_ID: unique symbol = Symbol.for('sfmpi.typeId') as never;
+CTORS.forEach((C, id) => {
+  if (C && !Object.prototype.hasOwnProperty.call(C.prototype, TYPE_ID)) {
+    Object.defineProperty(C.prototype, TYPE_ID, { value: id, enumerable: false, writable: false, configurable: false });
+  }
+});
+
 /** The wire id of a typed array (Node's Buffer counts as uint8), or -1 for anything else. */
 export function typeIdOf(v: unknown): number {
+  const fast = (v as { [TYPE_ID]?: number } | null | undefined)?.[TYPE_ID];
+  if (typeof fast === 'number' && ArrayBuffer.isView(v)) return fast;
   if (!isTypedArray(v)) return -1;
   const id = ID_BY_CTOR.get(v.constructor);
   if (id !== undefined) return id;

@@ -189,13 +189,17 @@ bool RequireJob(Napi::Env env, const char* what) {
 int Int(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().Int32Value(); }
 uint32_t U32(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().Uint32Value(); }
 
-// Bytes of a typed array argument (the TypeScript layer has checked the type).
+// Bytes of a typed array argument (the TypeScript layer has checked the type). One
+// napi_get_typedarray_info call: its data pointer already includes the view's byte offset.
 bool Bytes(const Napi::CallbackInfo& info, size_t i, uint8_t** ptr, size_t* len) {
-  if (info[i].IsTypedArray()) {
-    Napi::TypedArray ta = info[i].As<Napi::TypedArray>();
-    Napi::ArrayBuffer ab = ta.ArrayBuffer();
-    *ptr = static_cast<uint8_t*>(ab.Data()) + ta.ByteOffset();
-    *len = ta.ByteLength();
+  napi_value v = info[i];
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  if (napi_get_typedarray_info(info.Env(), v, &type, &length, &data, nullptr, nullptr) == napi_ok) {
+    static const size_t kSize[] = {1, 1, 1, 2, 2, 4, 4, 4, 8, 8, 8};  // napi_typedarray_type order
+    *ptr = static_cast<uint8_t*>(data);
+    *len = length * (type <= napi_biguint64_array ? kSize[type] : 1);
     return true;
   }
   if (info[i].IsNull() || info[i].IsUndefined()) {
