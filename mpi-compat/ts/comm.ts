@@ -38,8 +38,20 @@ const WORLD_CTX = 16;
 const SELF_CTX = 4;
 let nextCtx = WORLD_CTX + 2;
 let lastLabel = '';
-/** (op name, dtype) -> native sf_op or JS combine, so that opValid is asked once. */
-const combineCache = new Map<string, number | null>();
+/** Per op, per dtype: the data plane's sf_op (>= 0), or -1 to combine in JavaScript; opValid is asked once. */
+const nativeOps = new WeakMap<Op, number[]>();
+function nativeOp(o: Op, dtype: number): number {
+  let byType = nativeOps.get(o);
+  if (!byType) nativeOps.set(o, (byType = []));
+  let v = byType[dtype];
+  if (v === undefined) {
+    const code = (SF_OP as Record<string, number>)[o.name];
+    // uint8clamped saturates in JavaScript but wraps in C: reduce it in JavaScript.
+    v = code !== undefined && o.name !== 'user' && dtype !== 3 && mpi.opValid(code, dtype) ? code : -1;
+    byType[dtype] = v;
+  }
+  return v;
+}
 
 /** @internal module state shared with index.ts. */
 export const runtime = { finalized: false, worldSize: 1, worldRank: 0 };
@@ -525,15 +537,8 @@ export class Comm {
   }
 
   #combine(where: string, o: Op, dtype: number): number | ((a: any, b: any) => void) {
-    const key = `${o.name}/${dtype}`;
-    let native = combineCache.get(key);
-    if (native === undefined) {
-      const code = (SF_OP as Record<string, number>)[o.name];
-      // uint8clamped saturates in JavaScript but wraps in C: reduce it in JavaScript.
-      native = code !== undefined && o.name !== 'user' && dtype !== 3 && mpi.opValid(code, dtype) ? code : null;
-      combineCache.set(key, native);
-    }
-    if (native !== null) return native;
+    const native = nativeOp(o, dtype);
+    if (native >= 0) return native;
     if ((o.name === 'BAND' || o.name === 'BOR' || o.name === 'BXOR') && (dtype === 8 || dtype === 9)) {
       throw new MPIError('ERR_OP', `${where}: ${o.name} is not defined for ${TYPE_NAMES[dtype]} arrays`);
     }
@@ -562,7 +567,7 @@ export class Comm {
     }
     const ref = (s ?? recvbuf)!;
     const dtype = typeIdOf(ref);
-    this.#label(where.slice(5));
+    this.#label(where.slice(5)); // 'comm.Reduce' -> 'Reduce'
     const rb = recvbuf && s ? (recvbuf.length === s.length ? recvbuf : recvbuf.subarray(0, s.length)) : recvbuf;
     mpi.reduce(...this.#g(), s, rb, this.#combine(where, o, dtype), dtype, root, kind);
   }
@@ -574,6 +579,18 @@ export class Comm {
 
   /** Element-wise reduction into every member's `recvbuf`. */
   Allreduce(sendbuf: SendBuf, recvbuf: TypedArray, op: Op | ((a: any, b: any) => any) = SUM): void {
+    // Fast path for compute loops: same-typed, same-length arrays and a predefined native op.
+    if (op instanceof Op && !this.#freed && !runtime.finalized) {
+      const id = typeIdOf(sendbuf);
+      if (id > 0 && id === typeIdOf(recvbuf) && (sendbuf as TypedArray).length === recvbuf.length) {
+        const code = nativeOp(op, id);
+        if (code >= 0) {
+          this.#label('Allreduce');
+          mpi.reduce(this.#ranks, this.rank, this.#cctx, sendbuf as TypedArray, recvbuf, code, id, 0, 1);
+          return;
+        }
+      }
+    }
     this.#reduceBuf('comm.Allreduce', 1, sendbuf, recvbuf, op, 0);
   }
 
