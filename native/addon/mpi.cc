@@ -110,6 +110,7 @@ struct State {
   std::deque<Peeked> peeked;
   std::unordered_map<uint32_t, std::unique_ptr<Request>> reqs;
   uint32_t next_req = 1;
+  const char* coll_label = nullptr;  // set by setLabel, applied when a collective starts
 };
 
 State* g = nullptr;
@@ -381,22 +382,23 @@ Napi::Value Health(const Napi::CallbackInfo& info) {
   return env.Null();
 }
 
-// Labels must outlive the call: keep every distinct label ever set.
+// setLabel(name): the name of the next collectives in data-plane timeout messages. Labels must
+// outlive the call: every distinct label ever set is kept. Point-to-point calls reset the data
+// plane's label (their own messages name the operation), collectives apply this one.
 Napi::Value SetLabel(const Napi::CallbackInfo& info) {
   static std::deque<std::string> labels;
-  if (g->job == nullptr) return info.Env().Undefined();
   if (!info[0].IsString()) {
-    sf_job_set_label(g->job, nullptr);
+    g->coll_label = nullptr;
     return info.Env().Undefined();
   }
   std::string s = info[0].As<Napi::String>().Utf8Value();
   for (const std::string& l : labels)
     if (l == s) {
-      sf_job_set_label(g->job, l.c_str());
+      g->coll_label = l.c_str();
       return info.Env().Undefined();
     }
   labels.push_back(s);
-  sf_job_set_label(g->job, labels.back().c_str());
+  g->coll_label = labels.back().c_str();
   return info.Env().Undefined();
 }
 
@@ -442,6 +444,7 @@ int StartSend(const uint8_t* buf, size_t len, int dtype, int dst, uint32_t ctx, 
 Napi::Value Send(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireJob(env, "send")) return env.Undefined();
+  sf_job_set_label(g->job, nullptr);
   uint8_t* p;
   size_t len;
   if (!Bytes(info, 0, &p, &len)) return env.Undefined();
@@ -570,6 +573,7 @@ Napi::Value RecvImpl(Napi::Env env, uint8_t* buf, size_t cap, int expect_type, i
 Napi::Value Recv(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireJob(env, "recv")) return env.Undefined();
+  sf_job_set_label(g->job, nullptr);
   uint8_t* p;
   size_t len;
   if (!Bytes(info, 0, &p, &len)) return env.Undefined();
@@ -582,6 +586,7 @@ Napi::Value Recv(const Napi::CallbackInfo& info) {
 Napi::Value RecvObject(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireJob(env, "recv")) return env.Undefined();
+  sf_job_set_label(g->job, nullptr);
   return RecvImpl(env, nullptr, 0, -1, Int(info, 0), U32(info, 1), Int(info, 2), "recv");
 }
 
@@ -589,6 +594,7 @@ Napi::Value RecvObject(const Napi::CallbackInfo& info) {
 Napi::Value ProbeImpl(const Napi::CallbackInfo& info, bool blocking) {
   Napi::Env env = info.Env();
   if (!RequireJob(env, "probe")) return env.Undefined();
+  sf_job_set_label(g->job, nullptr);
   int src = Int(info, 0), tag = Int(info, 2);
   uint32_t ctx = U32(info, 1);
   for (const Peeked& pk : g->peeked) {
@@ -660,6 +666,7 @@ uint32_t AddReq(std::unique_ptr<Request> r) {
 Napi::Value Isend(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireJob(env, "isend")) return env.Undefined();
+  sf_job_set_label(g->job, nullptr);
   uint8_t* p;
   size_t len;
   if (!Bytes(info, 0, &p, &len)) return env.Undefined();
@@ -680,6 +687,7 @@ Napi::Value Isend(const Napi::CallbackInfo& info) {
 Napi::Value Irecv(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireJob(env, "irecv")) return env.Undefined();
+  sf_job_set_label(g->job, nullptr);
   auto r = std::make_unique<Request>();
   r->kind = Request::kRecv;
   if (!Bytes(info, 0, &r->buf, &r->cap)) return env.Undefined();
@@ -866,6 +874,7 @@ Napi::Value ThrowReq(Napi::Env env, Request* r) {
 // test(id) -> bool (status filled when true)
 Napi::Value Test(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (g->job != nullptr) sf_job_set_label(g->job, nullptr);
   Request* r = FindReq(env, info[0]);
   if (r == nullptr) return env.Undefined();
   int rc = Advance(env, r, false);
@@ -877,6 +886,7 @@ Napi::Value Test(const Napi::CallbackInfo& info) {
 // wait(id): blocks; status filled.
 Napi::Value Wait(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (g->job != nullptr) sf_job_set_label(g->job, nullptr);
   Request* r = FindReq(env, info[0]);
   if (r == nullptr) return env.Undefined();
   if (Advance(env, r, true) < 0) return ThrowReq(env, r);
@@ -887,6 +897,7 @@ Napi::Value Wait(const Napi::CallbackInfo& info) {
 // waitAny(Uint32Array ids) -> index of a completed request (status filled)
 Napi::Value WaitAny(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (g->job != nullptr) sf_job_set_label(g->job, nullptr);
   Napi::Uint32Array ids = info[0].As<Napi::Uint32Array>();
   size_t n = ids.ElementLength();
   std::vector<Request*> rs(n);
@@ -1062,7 +1073,10 @@ Napi::Value CollResult(Napi::Env env, int rc, const std::string& what) {
 // barrier(ranks, index, ctx)
 Napi::Value Barrier(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (g->job != nullptr) ProgressAll(env);
+  if (g->job != nullptr) {
+    ProgressAll(env);
+    sf_job_set_label(g->job, g->coll_label);
+  }
   if (!RequireJob(env, "barrier")) return env.Undefined();
   Group gr;
   GetGroup(info, 0, &gr);
@@ -1072,7 +1086,10 @@ Napi::Value Barrier(const Napi::CallbackInfo& info) {
 // bcast(ranks, index, ctx, buf, root)
 Napi::Value Bcast(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (g->job != nullptr) ProgressAll(env);
+  if (g->job != nullptr) {
+    ProgressAll(env);
+    sf_job_set_label(g->job, g->coll_label);
+  }
   if (!RequireJob(env, "bcast")) return env.Undefined();
   Group gr;
   GetGroup(info, 0, &gr);
@@ -1086,7 +1103,10 @@ Napi::Value Bcast(const Napi::CallbackInfo& info) {
 // kind: 0 reduce, 1 allreduce, 2 scan, 3 exscan
 Napi::Value Reduce(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (g->job != nullptr) ProgressAll(env);
+  if (g->job != nullptr) {
+    ProgressAll(env);
+    sf_job_set_label(g->job, g->coll_label);
+  }
   if (!RequireJob(env, "reduce")) return env.Undefined();
   Group gr;
   GetGroup(info, 0, &gr);
@@ -1120,7 +1140,10 @@ std::vector<size_t> Sizes(const Napi::Value& v) {
 // gatherv(ranks, index, ctx, sbuf|null, rbuf|null, lens: Float64Array|null, displs|null, root, all)
 Napi::Value Gatherv(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (g->job != nullptr) ProgressAll(env);
+  if (g->job != nullptr) {
+    ProgressAll(env);
+    sf_job_set_label(g->job, g->coll_label);
+  }
   if (!RequireJob(env, "gather")) return env.Undefined();
   Group gr;
   GetGroup(info, 0, &gr);
@@ -1141,7 +1164,10 @@ Napi::Value Gatherv(const Napi::CallbackInfo& info) {
 // scatterv(ranks, index, ctx, sbuf|null, lens|null, displs|null, rbuf|null, root)
 Napi::Value Scatterv(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (g->job != nullptr) ProgressAll(env);
+  if (g->job != nullptr) {
+    ProgressAll(env);
+    sf_job_set_label(g->job, g->coll_label);
+  }
   if (!RequireJob(env, "scatter")) return env.Undefined();
   Group gr;
   GetGroup(info, 0, &gr);
@@ -1157,7 +1183,10 @@ Napi::Value Scatterv(const Napi::CallbackInfo& info) {
 // alltoallv(ranks, index, ctx, sbuf, slens, sdispls, rbuf, rlens, rdispls)
 Napi::Value Alltoallv(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (g->job != nullptr) ProgressAll(env);
+  if (g->job != nullptr) {
+    ProgressAll(env);
+    sf_job_set_label(g->job, g->coll_label);
+  }
   if (!RequireJob(env, "alltoall")) return env.Undefined();
   Group gr;
   GetGroup(info, 0, &gr);

@@ -95,12 +95,79 @@ static int sf__whole_job(const sf_job *job, const sf_group *g) {
   return 1;
 }
 
+/* Small collectives of the whole job through shared slots: every rank writes its slot of the
+ * current set, one shared-memory barrier, then every rank reads what it needs. Two slot sets
+ * alternate, and each use is separated by a barrier, so a slot is never rewritten while a slow
+ * rank may still read it (reaching set k again takes a barrier that rank must enter first). */
+static unsigned char *sf__coll_slot(sf_job *job, uint32_t gen, int rank) {
+  return (unsigned char *)job->ctl + job->ctl->coll_off + ((size_t)(gen & 1u) * (size_t)job->size + (size_t)rank) * SF__COLL_SLOT;
+}
+
+static const char *const sf__coll_names[] = {"?", "barrier", "bcast", "reduce", "reduce", "allreduce"};
+
+/* Post this rank's header for collective `gen`; returns its payload area. */
+static unsigned char *sf__coll_post(sf_job *job, uint32_t gen, uint32_t kind, int root, size_t len) {
+  sf__coll_hdr *h = (sf__coll_hdr *)sf__coll_slot(job, gen, job->rank);
+  h->gen = gen;
+  h->kind = kind;
+  h->root = root;
+  h->len = (uint32_t)len;
+  return (unsigned char *)(h + 1);
+}
+
+/* After the barrier: did every member post the same collective? */
+static int sf__coll_check(sf_job *job, uint32_t gen, const sf__coll_hdr *mine) {
+  for (int r = 0; r < job->size; r++) {
+    const sf__coll_hdr *h = (const sf__coll_hdr *)sf__coll_slot(job, gen, r);
+    if (h->gen == gen && h->kind == mine->kind && h->root == mine->root && h->len == mine->len) continue;
+    return sf__err(SF_EMISMATCH,
+                   "%s on rank %d: rank %d called a different collective (%s, root %d, %u bytes; here %s, root %d, "
+                   "%u bytes): collectives must be called in the same order on every rank",
+                   sf__label(job, "collective"), job->rank, r, h->kind < 6 ? sf__coll_names[h->kind] : "?", h->root,
+                   h->len, sf__coll_names[mine->kind], mine->root, mine->len);
+  }
+  return 0;
+}
+
+/* Post, meet at the barrier, check. Returns the payload area of rank `r` via sf__coll_slot. */
+static int sf__coll_meet(sf_job *job, uint32_t gen, uint32_t kind, int root, size_t len, const void *data) {
+  sf__coll_hdr mine = {gen, kind, root, (uint32_t)len};
+  unsigned char *p = sf__coll_post(job, gen, kind, root, len);
+  int rc;
+  if (data && len) memcpy(p, data, len);
+  rc = sf__shm_barrier(job);
+  if (rc < 0) return rc;
+  return sf__coll_check(job, gen, &mine);
+}
+
+static const unsigned char *sf__coll_data(sf_job *job, uint32_t gen, int rank) {
+  return sf__coll_slot(job, gen, rank) + sizeof(sf__coll_hdr);
+}
+
+/* Fold the slots in rank order (lower ranks are `in`): acc = s[0] op s[1] op ... op s[last]. */
+static int sf__coll_fold(sf_job *job, uint32_t gen, int last, size_t len, sf_combine_fn combine, void *arg, void *out) {
+  _Alignas(64) unsigned char a[SF__COLL_MAX], b[SF__COLL_MAX];
+  unsigned char *acc = a, *tmp = b, *t;
+  memcpy(acc, sf__coll_data(job, gen, 0), len);
+  for (int r = 1; r <= last; r++) {
+    int rc;
+    memcpy(tmp, sf__coll_data(job, gen, r), len);
+    rc = combine(acc, tmp, len, arg);
+    if (rc < 0) return rc;
+    t = acc;
+    acc = tmp;
+    tmp = t;
+  }
+  memcpy(out, acc, len);
+  return 0;
+}
+
 int sf_barrier(sf_job *job, const sf_group *g) {
   int rc = sf__check_group(job, g, "sf_barrier");
   if (rc < 0) return rc;
   SF__LABEL(job, "sf_barrier");
   if (job->size > 1 && sf__whole_job(job, g)) {
-    rc = sf__shm_barrier(job);
+    rc = sf__coll_meet(job, job->coll_gen++, 1, 0, 0, NULL);
     SF__UNLABEL(job);
     return rc;
   }
@@ -146,6 +213,13 @@ int sf_bcast(sf_job *job, const sf_group *g, void *buf, size_t len, int root) {
   if (root < 0 || root >= g->size) return sf__err(SF_ERANGE, "root %d out of range for a group of size %d", root, g->size);
   if (g->size == 1) return 0;
   SF__LABEL(job, "sf_bcast");
+  if (len <= SF__COLL_MAX && sf__whole_job(job, g)) {
+    uint32_t gen = job->coll_gen++;
+    rc = sf__coll_meet(job, gen, 2, root, len, g->rank == root ? buf : NULL);
+    if (rc >= 0 && g->rank != root) memcpy(buf, sf__coll_data(job, gen, root), len);
+    SF__UNLABEL(job);
+    return rc;
+  }
   rc = sf__bcast(job, g, buf, len, root, SF__T_BCAST);
   SF__UNLABEL(job);
   return rc;
@@ -204,6 +278,13 @@ int sf_reduce(sf_job *job, const sf_group *g, const void *sbuf, void *rbuf, size
     return 0;
   }
   SF__LABEL(job, "sf_reduce");
+  if (len <= SF__COLL_MAX && sf__whole_job(job, g)) {
+    uint32_t gen = job->coll_gen++;
+    rc = sf__coll_meet(job, gen, 3, root, len, sbuf);
+    if (rc >= 0 && g->rank == root) rc = sf__coll_fold(job, gen, g->size - 1, len, combine, arg, rbuf);
+    SF__UNLABEL(job);
+    return rc;
+  }
   rc = sf__reduce0(job, g, sbuf, len, combine, arg, &acc);
   if (rc < 0) goto done;
   if (root == 0) {
@@ -229,6 +310,13 @@ int sf_allreduce(sf_job *job, const sf_group *g, const void *sbuf, void *rbuf, s
   n = g->size;
   if (n == 1 || len == 0) return 0;
   SF__LABEL(job, "sf_allreduce");
+  if (len <= SF__COLL_MAX && sf__whole_job(job, g)) {
+    uint32_t gen = job->coll_gen++;
+    rc = sf__coll_meet(job, gen, 5, -1, len, rbuf);
+    if (rc >= 0) rc = sf__coll_fold(job, gen, n - 1, len, combine, arg, rbuf);
+    SF__UNLABEL(job);
+    return rc;
+  }
   if ((n & (n - 1)) == 0) {
     /* Recursive doubling keeps rank order: the lower half's value is always `in`. */
     tmp = malloc(len);

@@ -30,6 +30,16 @@
 #define SF__FRAME_MAGIC 0x5346
 #define SF__FRAME_VERSION 1
 #define SF__FRAME_ALIGN 32
+#define SF__COLL_SLOT 512 /* one rank's slot: sf__coll_hdr, then the payload */
+#define SF__COLL_MAX (SF__COLL_SLOT - 16) /* payloads up to this size take the shared-memory path */
+
+/* What a rank posts in its slot, so members can see they called the same collective. */
+typedef struct sf__coll_hdr {
+  uint32_t gen;
+  uint32_t kind;
+  int32_t root;
+  uint32_t len;
+} sf__coll_hdr;
 
 enum {
   SF__F_EAGER = 1, /* payload = the message */
@@ -77,6 +87,7 @@ typedef struct sf__ctl {
   uint64_t ring_stride;
   uint64_t ring_off;
   uint64_t region_bytes;
+  uint64_t coll_off;    /* 2 x size slots of SF__COLL_SLOT bytes for small whole-job collectives */
   _Atomic int32_t abort_rank; /* -1: not aborted */
   _Atomic int32_t abort_code;
   _Atomic uint32_t abort_ready; /* cause written */
@@ -183,6 +194,7 @@ struct sf_job {
   uint64_t next_id;
   int proto_err; /* sticky SF_EPROTO once a ring broke */
   uint32_t bar_sense; /* this rank's sense of the whole-job barrier */
+  uint32_t coll_gen;  /* small whole-job collectives done: picks the slot set (gen & 1) */
 };
 
 /* Error helpers (job.c). sf__err sets the thread's message and returns code. */

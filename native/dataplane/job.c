@@ -57,6 +57,7 @@ const char *sf_error_name(int code) {
   case SF_EPROTO: return "SF_EPROTO";
   case SF_ERANGE: return "SF_ERANGE";
   case SF_ESTATE: return "SF_ESTATE";
+  case SF_EMISMATCH: return "SF_EMISMATCH";
   default: return "SF_E?";
   }
 }
@@ -81,7 +82,7 @@ static long sf__env_long(const char *name, long dflt) {
 int sf_job_create(sf_job **out, const sf_job_options *opts) {
   sf_job *job = NULL;
   void *region = MAP_FAILED;
-  size_t n, ring, stride, ctl_bytes, total;
+  size_t n, ring, stride, ctl_bytes, coll_off, total;
   long ncpu, t;
   int rc;
 
@@ -138,6 +139,9 @@ int sf_job_create(sf_job **out, const sf_job_options *opts) {
 
   stride = sizeof(sf__ring_hdr) + ring;
   ctl_bytes = sizeof(sf__ctl) + n * sizeof(sf__slot);
+  ctl_bytes = (ctl_bytes + 63) & ~(size_t)63;
+  coll_off = ctl_bytes;
+  ctl_bytes += 2 * n * SF__COLL_SLOT;
   ctl_bytes = (ctl_bytes + 4095) & ~(size_t)4095;
   total = ctl_bytes + n * n * stride;
   region = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -153,6 +157,7 @@ int sf_job_create(sf_job **out, const sf_job_options *opts) {
   job->ctl->ring_bytes = ring;
   job->ctl->ring_stride = stride;
   job->ctl->ring_off = ctl_bytes;
+  job->ctl->coll_off = coll_off;
   job->ctl->region_bytes = total;
   atomic_store(&job->ctl->abort_rank, -1);
   job->ctl->slots[0].pid = (int32_t)getpid();

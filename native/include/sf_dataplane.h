@@ -62,6 +62,7 @@ extern "C" {
 #define SF_EPROTO (-8)      /* a malformed frame was found in a ring */
 #define SF_ERANGE (-9)      /* a rank, tag, count or size out of range (message names it) */
 #define SF_ESTATE (-10)     /* call not valid in this state (not attached, finalized...) */
+#define SF_EMISMATCH (-11)  /* members called different collectives (or roots, or sizes) */
 
 /* Wildcards and limits. */
 #define SF_ANY_SOURCE (-1)

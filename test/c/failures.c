@@ -4,6 +4,7 @@
  *   failures abort R C    rank R calls MPI_Abort(MPI_COMM_WORLD, C) while the others compute
  *   failures exit R C     rank R calls exit(C) before MPI_Finalize; the others wait in a barrier
  *   failures hang         rank 0 waits for a message nobody sends (needs a short wait timeout)
+ *   failures mismatch     rank 0 calls MPI_Allreduce while the others call MPI_Barrier
  * Each rank prints "pid <rank> <pid>" first so the runner can look for leftovers. */
 #include "mpi.h"
 #include <stdio.h>
@@ -35,6 +36,12 @@ int main(int argc, char **argv) {
   } else if (strcmp(mode, "exit") == 0) {
     if (r == who) exit(code);
     MPI_Barrier(MPI_COMM_WORLD);
+  } else if (strcmp(mode, "mismatch") == 0) {
+    int v = 1, w = 0;
+    if (r == 0)
+      MPI_Allreduce(&v, &w, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    else
+      MPI_Barrier(MPI_COMM_WORLD);
   } else if (strcmp(mode, "hang") == 0) {
     if (r == 0) MPI_Recv(&x, 1, MPI_INT, n - 1, 5, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
     MPI_Barrier(MPI_COMM_WORLD);

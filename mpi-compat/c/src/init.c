@@ -137,6 +137,7 @@ int sfm_class_of(int rc) {
   case SF_ENOMEM: return MPI_ERR_NO_MEM;
   case SF_EPROTO: return MPI_ERR_INTERN;
   case SF_ERANGE: case SF_EINVAL: return MPI_ERR_ARG;
+  case SF_EMISMATCH: return MPI_ERR_OTHER;
   default: return MPI_ERR_OTHER;
   }
 }
