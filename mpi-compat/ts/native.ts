@@ -14,7 +14,7 @@ type Buf = ArrayBufferView | null;
 type G = [Int32Array | null, number, number];
 
 export interface NativeMPI {
-  setErrorFactory(fn: (code: string, message: string, rank: number) => Error): Float64Array;
+  setErrorFactory(fn: (code: string, message: string, rank: number, ranks?: number[]) => Error): Float64Array;
   create(size: number, ringBytes: number, eagerLimit: number, waitTimeoutMs: number, spinUs: number, cma: number): void;
   setPid(rank: number, pid: number): void;
   attach(rank: number): void;
@@ -68,7 +68,7 @@ if (!mod) {
 export const mpi: NativeMPI = mod;
 
 /** [source, tag, nbytes, dtype] of the last receive, probe or wait. */
-export const status: Float64Array = mpi.setErrorFactory((code, message, rank) => makeNativeError(code, message, rank));
+export const status: Float64Array = mpi.setErrorFactory((code, message, rank, ranks) => makeNativeError(code, message, rank, ranks));
 
 /** The data plane's sf_op numbering (sf_dataplane.h `sf_op`). */
 export const SF_OP = { MAX: 0, MIN: 1, SUM: 2, PROD: 3, LAND: 4, BAND: 5, LOR: 6, BOR: 7, LXOR: 8, BXOR: 9 } as const;

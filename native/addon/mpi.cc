@@ -39,6 +39,7 @@ extern "C" {
 #include <unordered_map>
 #include <vector>
 
+#include <sys/mman.h>
 #include <time.h>
 
 namespace sf {
@@ -111,7 +112,17 @@ struct State {
   std::unordered_map<uint32_t, std::unique_ptr<Request>> reqs;
   uint32_t next_req = 1;
   const char* coll_label = nullptr;  // set by setLabel, applied when a collective starts
+  // Which collective each rank has entered, per communicator (see Enter): shared by all ranks.
+  struct CollSlot {
+    uint32_t ctx;
+    uint32_t pad;
+    uint64_t seq;
+  }* slots = nullptr;
+  std::unordered_map<uint32_t, uint64_t> coll_seq;  // this rank's count per collective context
 };
+
+constexpr int kSlotBuckets = 16;
+constexpr size_t kSlotsBytes = sizeof(State::CollSlot) * SF_MAX_RANKS * kSlotBuckets;
 
 State* g = nullptr;
 
@@ -152,10 +163,17 @@ const char* ErrCode(int rc) {
 }
 
 // Throws an MPIError(code, message, rank) through the factory; returns undefined.
-Napi::Value ThrowMPI(Napi::Env env, const char* code, const std::string& message, int rank = -1) {
+Napi::Value ThrowMPI(Napi::Env env, const char* code, const std::string& message, int rank = -1,
+                     const std::vector<int>* ranks = nullptr) {
   if (g == nullptr || g->error_factory.IsEmpty()) return ThrowError(env, message);
+  Napi::Value list = env.Undefined();
+  if (ranks != nullptr) {
+    Napi::Array a = Napi::Array::New(env, ranks->size());
+    for (size_t i = 0; i < ranks->size(); i++) a.Set(static_cast<uint32_t>(i), Napi::Number::New(env, (*ranks)[i]));
+    list = a;
+  }
   Napi::Value err = g->error_factory.Call({Napi::String::New(env, code), Napi::String::New(env, message),
-                                           Napi::Number::New(env, rank)});
+                                           Napi::Number::New(env, rank), list});
   if (env.IsExceptionPending()) return env.Undefined();
   Napi::Error(env, err).ThrowAsJavaScriptException();
   return env.Undefined();
@@ -262,6 +280,11 @@ Napi::Value Create(const Napi::CallbackInfo& info) {
   }
   g->seq.assign(o.size, 1);
   g->staging.resize(kHeader + kInlineMax);
+  // A small shared table (made before the fork, like the data plane) where each rank records
+  // the collectives it enters, so a collective that times out can name who never came.
+  void* slots = mmap(nullptr, kSlotsBytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  g->slots = slots == MAP_FAILED ? nullptr : static_cast<State::CollSlot*>(slots);
+  g->coll_seq.clear();
   return env.Undefined();
 }
 
@@ -1064,8 +1087,43 @@ bool GetCombine(const Napi::CallbackInfo& info, size_t i, Combine* c) {
 sf_combine_fn CombineFn(Combine* c) { return c->js ? JsCombine : sf_builtin_combine; }
 void* CombineArg(Combine* c) { return c->js ? static_cast<void*>(c) : static_cast<void*>(&c->builtin); }
 
-Napi::Value CollResult(Napi::Env env, int rc, const std::string& what) {
+// Records that this rank entered collective number `seq` of the group's context.
+uint64_t Enter(const Group& gr) {
+  uint64_t seq = ++g->coll_seq[gr.g.ctx];
+  if (g->slots != nullptr) {
+    State::CollSlot* slot = &g->slots[sf_job_rank(g->job) * kSlotBuckets + gr.g.ctx % kSlotBuckets];
+    __atomic_store_n(&slot->ctx, gr.g.ctx, __ATOMIC_RELAXED);
+    __atomic_store_n(&slot->seq, seq, __ATOMIC_RELEASE);
+  }
+  return seq;
+}
+
+// The members of the group that have not entered collective `seq` of its context.
+std::vector<int> NotArrived(const Group& gr, uint64_t seq) {
+  std::vector<int> out;
+  if (g->slots == nullptr) return out;
+  for (int i = 0; i < gr.g.size; i++) {
+    int w = gr.g.ranks ? gr.g.ranks[i] : i;
+    if (w == sf_job_rank(g->job)) continue;
+    State::CollSlot* slot = &g->slots[w * kSlotBuckets + gr.g.ctx % kSlotBuckets];
+    uint64_t s = __atomic_load_n(&slot->seq, __ATOMIC_ACQUIRE);
+    if (__atomic_load_n(&slot->ctx, __ATOMIC_RELAXED) != gr.g.ctx || s < seq) out.push_back(w);
+  }
+  return out;
+}
+
+Napi::Value CollResult(const Group& gr, uint64_t seq, Napi::Env env, int rc, const std::string& what) {
   if (env.IsExceptionPending()) return env.Undefined();  // a JS combine threw
+  if (rc == SF_ETIMEDOUT) {
+    std::vector<int> missing = NotArrived(gr, seq);
+    std::string msg = what + ": " + sf_last_error();
+    if (!missing.empty()) {
+      msg += "; never entered it: rank";
+      if (missing.size() > 1) msg += "s";
+      for (size_t i = 0; i < missing.size(); i++) msg += (i ? ", " : " ") + std::to_string(missing[i]);
+    }
+    return ThrowMPI(env, "ERR_TIMEOUT", msg, missing.size() == 1 ? missing[0] : -1, missing.empty() ? nullptr : &missing);
+  }
   if (rc < 0) return ThrowRc(env, rc, what);
   return env.Undefined();
 }
@@ -1080,7 +1138,8 @@ Napi::Value Barrier(const Napi::CallbackInfo& info) {
   if (!RequireJob(env, "barrier")) return env.Undefined();
   Group gr;
   GetGroup(info, 0, &gr);
-  return CollResult(env, sf_barrier(g->job, &gr.g), "barrier");
+  uint64_t seq = Enter(gr);
+  return CollResult(gr, seq, env, sf_barrier(g->job, &gr.g), "barrier");
 }
 
 // bcast(ranks, index, ctx, buf, root)
@@ -1093,10 +1152,11 @@ Napi::Value Bcast(const Napi::CallbackInfo& info) {
   if (!RequireJob(env, "bcast")) return env.Undefined();
   Group gr;
   GetGroup(info, 0, &gr);
+  uint64_t seq = Enter(gr);
   uint8_t* p;
   size_t len;
   if (!Bytes(info, 3, &p, &len)) return env.Undefined();
-  return CollResult(env, sf_bcast(g->job, &gr.g, p, len, Int(info, 4)), "bcast of " + std::to_string(len) + " bytes");
+  return CollResult(gr, seq, env, sf_bcast(g->job, &gr.g, p, len, Int(info, 4)), "bcast of " + std::to_string(len) + " bytes");
 }
 
 // reduce(ranks, index, ctx, sbuf|null, rbuf|null, op|fn, dtype, root, kind)
@@ -1110,6 +1170,7 @@ Napi::Value Reduce(const Napi::CallbackInfo& info) {
   if (!RequireJob(env, "reduce")) return env.Undefined();
   Group gr;
   GetGroup(info, 0, &gr);
+  uint64_t seq = Enter(gr);
   uint8_t *s, *r;
   size_t slen, rlen;
   if (!Bytes(info, 3, &s, &slen) || !Bytes(info, 4, &r, &rlen)) return env.Undefined();
@@ -1125,7 +1186,7 @@ Napi::Value Reduce(const Napi::CallbackInfo& info) {
     case 2: rc = sf_scan(g->job, &gr.g, s, r, len, CombineFn(&c), CombineArg(&c)); break;
     default: rc = sf_exscan(g->job, &gr.g, s, r, len, CombineFn(&c), CombineArg(&c)); break;
   }
-  return CollResult(env, rc, std::string(names[kind & 3]) + " of " + Elems(len, c.dtype));
+  return CollResult(gr, seq, env, rc, std::string(names[kind & 3]) + " of " + Elems(len, c.dtype));
 }
 
 std::vector<size_t> Sizes(const Napi::Value& v) {
@@ -1147,6 +1208,7 @@ Napi::Value Gatherv(const Napi::CallbackInfo& info) {
   if (!RequireJob(env, "gather")) return env.Undefined();
   Group gr;
   GetGroup(info, 0, &gr);
+  uint64_t seq = Enter(gr);
   uint8_t *s, *r;
   size_t slen, rlen;
   if (!Bytes(info, 3, &s, &slen) || !Bytes(info, 4, &r, &rlen)) return env.Undefined();
@@ -1158,7 +1220,7 @@ Napi::Value Gatherv(const Napi::CallbackInfo& info) {
   } else {
     rc = sf_gatherv(g->job, &gr.g, s, slen, r, lens.empty() ? nullptr : lens.data(), displs.empty() ? nullptr : displs.data(), Int(info, 7));
   }
-  return CollResult(env, rc, all ? "allgather" : "gather");
+  return CollResult(gr, seq, env, rc, all ? "allgather" : "gather");
 }
 
 // scatterv(ranks, index, ctx, sbuf|null, lens|null, displs|null, rbuf|null, root)
@@ -1171,13 +1233,14 @@ Napi::Value Scatterv(const Napi::CallbackInfo& info) {
   if (!RequireJob(env, "scatter")) return env.Undefined();
   Group gr;
   GetGroup(info, 0, &gr);
+  uint64_t seq = Enter(gr);
   uint8_t *s, *r;
   size_t slen, rlen;
   if (!Bytes(info, 3, &s, &slen) || !Bytes(info, 6, &r, &rlen)) return env.Undefined();
   std::vector<size_t> lens = Sizes(info[4]), displs = Sizes(info[5]);
   int rc = sf_scatterv(g->job, &gr.g, s, lens.empty() ? nullptr : lens.data(), displs.empty() ? nullptr : displs.data(), r, rlen,
                        Int(info, 7));
-  return CollResult(env, rc, "scatter");
+  return CollResult(gr, seq, env, rc, "scatter");
 }
 
 // alltoallv(ranks, index, ctx, sbuf, slens, sdispls, rbuf, rlens, rdispls)
@@ -1190,12 +1253,13 @@ Napi::Value Alltoallv(const Napi::CallbackInfo& info) {
   if (!RequireJob(env, "alltoall")) return env.Undefined();
   Group gr;
   GetGroup(info, 0, &gr);
+  uint64_t seq = Enter(gr);
   uint8_t *s, *r;
   size_t slen, rlen;
   if (!Bytes(info, 3, &s, &slen) || !Bytes(info, 6, &r, &rlen)) return env.Undefined();
   std::vector<size_t> sl = Sizes(info[4]), sd = Sizes(info[5]), rl = Sizes(info[7]), rd = Sizes(info[8]);
   int rc = sf_alltoallv(g->job, &gr.g, s, sl.data(), sd.data(), r, rl.data(), rd.data());
-  return CollResult(env, rc, "alltoall");
+  return CollResult(gr, seq, env, rc, "alltoall");
 }
 
 // opValid(op, dtype) -> bool
