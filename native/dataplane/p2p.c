@@ -477,8 +477,8 @@ int sf_isend(sf_job *job, const void *buf, size_t len, int dst, uint32_t ctx, in
     return sf__err(SF_ERANGE, "dest %d out of range for a job of size %d", dst, job->size);
   if (tag < 0) return sf__err(SF_ERANGE, "tag %d out of range 0..%d", tag, SF_TAG_MAX);
   if (buf == NULL && len > 0) return sf__err(SF_EINVAL, "sf_isend: buffer is NULL for %zu bytes", len);
-  if (job->broken[dst == SF_PROC_NULL ? job->rank : dst] || job->proto_err)
-    return sf__err(SF_EPROTO, "sf_isend: a ring of this rank carried a malformed frame");
+  if (dst != SF_PROC_NULL && job->broken[dst])
+    return sf__err(SF_EPROTO, "send to rank %d: the connection from rank %d carried a malformed frame and is closed", dst, dst);
   return sf__isend(job, buf, len, dst, ctx, tag, sync, req);
 }
 

@@ -5,7 +5,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { root } from './helpers.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { run } from '../helpers.js';
+import { buildLib, csrc, describe, root, tempDir } from './helpers.js';
 
 const header = path.join(root, 'native', 'include', 'sf_dataplane.h');
 const srcDir = path.join(root, 'native', 'dataplane');
@@ -52,6 +55,24 @@ test('the implementation never exits, aborts, prints or handles signals', () => 
     });
   }
   assert.equal(bad, []);
+});
+
+test('a malformed frame is reported as SF_EPROTO naming the sender, never a crash', async () => {
+  await buildLib();
+  const dir = tempDir('malformed');
+  const bin = path.join(dir, 'malformed');
+  try {
+    await promisify(execFile)('cc', [
+      '-O2', '-Wall', '-Wextra', '-Werror',
+      `-I${path.join(root, 'native', 'dataplane')}`, `-I${path.join(root, 'native', 'include')}`,
+      path.join(csrc, 'dataplane_malformed.c'), path.join(root, 'build', 'c', 'libsfmpi.a'), '-lpthread', '-o', bin,
+    ]);
+    const j = await run(bin, [], { timeoutMs: 30_000 });
+    assert.is(j.code, 0, describe({ ...j, leftovers: [] }));
+    assert.is(j.stdout.trim(), 'VERDICT malformed PASS');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test.run();
