@@ -13,7 +13,7 @@ const comm = MPI.init();
 for (const count of counts) {
   const input = new Float64Array(count).map((_, i) => comm.rank + i);
   let out = new Float64Array(count);
-  const iters = itersFor(count * 8), warm = Math.floor(iters / 10) + 1;
+  const iters = itersFor(count * 8), warm = Math.floor(iters / 10) + Math.min(iters, 5000); // long enough for the JIT to settle
   let t0 = 0;
   for (let i = -warm; i < iters; i++) {
     if (i === 0) { comm.barrier(); t0 = MPI.wtime(); }

@@ -20,7 +20,7 @@ if (isMainThread) {
     const input = new Float64Array(count).map((_, i) => i);
     w.postMessage({ count });
     await reply();
-    const iters = itersFor(count * 8), warm = Math.floor(iters / 10) + 1;
+    const iters = itersFor(count * 8), warm = Math.floor(iters / 10) + Math.min(iters, 5000); // long enough for the JIT to settle
     let t0 = 0, out = input;
     for (let i = -warm; i < iters; i++) {
       if (i === 0) t0 = performance.now();

@@ -13,7 +13,7 @@ const comm = MPI.init();
 const { rank } = comm;
 for (const bytes of sizes) {
   let buf = new Uint8Array(bytes).fill(rank + 1);
-  const iters = itersFor(bytes), warm = Math.floor(iters / 10) + 1;
+  const iters = itersFor(bytes), warm = Math.floor(iters / 10) + Math.min(iters, 5000); // long enough for the JIT to settle
   let t0 = 0;
   for (let i = -warm; i < iters; i++) {
     if (i === 0) { comm.barrier(); t0 = MPI.wtime(); }

@@ -13,7 +13,7 @@ if (isMainThread) {
   const reply = () => new Promise<Uint8Array>((resolve) => w.once('message', resolve));
   for (const bytes of sizes) {
     let buf: Uint8Array = new Uint8Array(bytes).fill(1);
-    const iters = itersFor(bytes), warm = Math.floor(iters / 10) + 1;
+    const iters = itersFor(bytes), warm = Math.floor(iters / 10) + Math.min(iters, 5000); // long enough for the JIT to settle
     let t0 = 0;
     for (let i = -warm; i < iters; i++) {
       if (i === 0) t0 = performance.now();
