@@ -231,7 +231,7 @@ fail:
   for (int k = 1; k < r && k < job->size; k++) {
     pid_t p = (pid_t)atomic_load(&job->ctl->slots[k].pid);
     if (p > 0) {
-      kill(p, SIGKILL);
+      kill(p, SIGKILL); /* ESRCH: already gone, reaped below either way */
       while (waitpid(p, NULL, 0) < 0 && errno == EINTR) {}
     }
   }
@@ -305,6 +305,7 @@ static long sf__futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct
 void sf__wake(sf_job *job, int rank) {
   sf__slot *s = sf__slot_of(job, rank);
   atomic_fetch_add(&s->bell, 1);
+  /* Cannot fail on a valid shared word; a waiter that missed it wakes at its next tick. */
   sf__futex(&s->bell, FUTEX_WAKE, INT_MAX, NULL);
 }
 

@@ -604,6 +604,7 @@ int sf__block(sf_job *job, sf__cond_fn cond, void *arg, const char *dflt_label) 
       atomic_store(&me->sleeping, 0);
       return rc < 0 ? rc : 0;
     }
+    /* EAGAIN (rung meanwhile), ETIMEDOUT (the tick) and EINTR all mean: look again. */
     sf__futex_wait(&me->bell, bell, SF_TICK_MS);
     atomic_store(&me->sleeping, 0);
     /* Woken: spin a little again, the next frame often follows. */

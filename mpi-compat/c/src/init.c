@@ -195,7 +195,7 @@ static void sfm_reap_clones(int kill_first) {
     pid_t pid = sf_job_pid(sfm.job, r), w;
     int status = 0;
     if (pid <= 0) continue;
-    if (kill_first) kill(pid, SIGKILL);
+    if (kill_first) kill(pid, SIGKILL); /* ESRCH: it ended by itself; waitpid tells how */
     do {
       w = waitpid(pid, &status, 0);
     } while (w < 0 && errno == EINTR);
@@ -212,7 +212,7 @@ static void sfm_reap_clones(int kill_first) {
 static void sfm_kill_clones(void) {
   for (int r = 1; r < sfm.size; r++) {
     pid_t pid = sf_job_pid(sfm.job, r);
-    if (r != sfm.rank && pid > 0) kill(pid, SIGKILL);
+    if (r != sfm.rank && pid > 0) kill(pid, SIGKILL); /* ESRCH: already gone */
   }
 }
 
@@ -321,6 +321,7 @@ static void *sfm_watch(void *arg) {
         pfds[np].revents = 0;
         np++;
       }
+    /* Errors (EINTR) just shorten the tick: every clone is checked with waitid below anyway. */
     poll(pfds, (nfds_t)np, SF_TICK_MS);
     if (atomic_load(&sfm_watcher_stop)) break;
     for (int r = 1; r < n; r++) {
