@@ -23,6 +23,13 @@ test('-show prints the compile and link line without running it', async () => {
   assert.is(c.stdout.trim(), `cc -I${lib}/include -c x.c`, 'no link flags with -c');
 });
 
+test('--version and -dumpversion reach cc without linking anything', async () => {
+  const v = await exec(sfmpicc, ['--version']);
+  assert.match(v.stdout, /(gcc|cc|clang)/i);
+  const d = await exec(sfmpicc, ['-dumpversion']);
+  assert.match(d.stdout.trim(), /^\d+/);
+});
+
 test('-c, then link objects with -L/-l/-I/-D; the program runs', async () => {
   const inc = path.join(dir, 'inc');
   fs.mkdirSync(inc, { recursive: true });
