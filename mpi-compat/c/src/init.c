@@ -189,30 +189,49 @@ static void sfm_describe(int status, int finished, char *buf, size_t len) {
 
 static int sfm_abnormal(int status) { return WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0); }
 
-/* Origin only: reap every clone and report it. `kill_first`: they cannot finish anyway. */
-static void sfm_reap_clones(int kill_first) {
-  for (int r = 1; r < sfm.size; r++) {
-    pid_t pid = sf_job_pid(sfm.job, r), w;
-    int status = 0;
-    if (pid <= 0) continue;
+/* Origin only. Reaping happens in two threads (the watcher reaps clones that end after
+ * MPI_Finalize, so no zombie lingers; the main thread reaps the rest at exit): one lock and a
+ * reaped flag per clone make sure a pid is never waited for, or killed, once it was reaped. */
+static pthread_mutex_t sfm_reap_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned char sfm_reaped[SF_MAX_RANKS];
+static atomic_int sfm_finalized_flag;
+
+/* Reap clone r (blocking or not) and report `exit` (and `fail` when it failed and nobody
+ * reported it yet). `kill_first`: it cannot finish anyway; its death is our doing, not a cause. */
+static void sfm_reap_one(int r, int kill_first, int block) {
+  pid_t pid = sf_job_pid(sfm.job, r), w;
+  int status = 0;
+  if (pid <= 0) return;
+  pthread_mutex_lock(&sfm_reap_lock);
+  if (!sfm_reaped[r]) {
     if (kill_first) kill(pid, SIGKILL); /* ESRCH: it ended by itself; waitpid tells how */
     do {
-      w = waitpid(pid, &status, 0);
+      w = waitpid(pid, &status, block ? 0 : WNOHANG);
     } while (w < 0 && errno == EINTR);
-    if (w != pid) continue;
-    if (sfm_abnormal(status) && !kill_first && sf_job_claim_fail_report(sfm.job, r)) {
-      char how[128];
-      sfm_describe(status, 1, how, sizeof how);
-      sf_ctl_fail(sfm.ctl_fd, r, sfm_status_code(status), WIFSIGNALED(status) ? WTERMSIG(status) : 0, how);
+    if (w == pid) {
+      sfm_reaped[r] = 1;
+      if (sfm_abnormal(status) && !kill_first && sf_job_claim_fail_report(sfm.job, r)) {
+        char how[128];
+        sfm_describe(status, 1, how, sizeof how);
+        sf_ctl_fail(sfm.ctl_fd, r, sfm_status_code(status), WIFSIGNALED(status) ? WTERMSIG(status) : 0, how);
+      }
+      sf_ctl_exit(sfm.ctl_fd, r, sfm_status_code(status));
     }
-    sf_ctl_exit(sfm.ctl_fd, r, sfm_status_code(status));
   }
+  pthread_mutex_unlock(&sfm_reap_lock);
+}
+
+static void sfm_reap_clones(int kill_first) {
+  for (int r = 1; r < sfm.size; r++) sfm_reap_one(r, kill_first, 1);
 }
 
 static void sfm_kill_clones(void) {
   for (int r = 1; r < sfm.size; r++) {
     pid_t pid = sf_job_pid(sfm.job, r);
-    if (r != sfm.rank && pid > 0) kill(pid, SIGKILL); /* ESRCH: already gone */
+    if (r == sfm.rank || pid <= 0) continue;
+    if (sfm.rank == 0) pthread_mutex_lock(&sfm_reap_lock); /* never kill a reaped (reused) pid */
+    if (sfm.rank != 0 || !sfm_reaped[r]) kill(pid, SIGKILL); /* ESRCH: already gone */
+    if (sfm.rank == 0) pthread_mutex_unlock(&sfm_reap_lock);
   }
 }
 
@@ -332,6 +351,10 @@ static void *sfm_watch(void *arg) {
       if (waitid(P_PID, (id_t)sf_job_pid(sfm.job, r), &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid == 0) continue;
       seen[r] = 1;
       status = si.si_code == CLD_EXITED ? (si.si_status & 0xff) << 8 : (si.si_status & 0x7f);
+      if (atomic_load(&sfm_finalized_flag)) {
+        sfm_reap_one(r, 0, 0); /* past MPI_Finalize: reap and report it now, no zombie lingers */
+        continue;
+      }
       /* Once the job was aborted, deaths are its consequence (ranks killed by the aborter). */
       if (sfm_abnormal(status) && !sf_job_aborted(sfm.job, NULL, NULL, NULL, 0) && sf_job_claim_fail_report(sfm.job, r)) {
         char how[128];
@@ -504,6 +527,7 @@ int MPI_Finalize(void) {
   if (rc < 0) return sfm_dp_error(MPI_COMM_WORLD, "MPI_Finalize", rc);
   sf_job_mark_finished(sfm.job);
   sfm.finalized = 1;
+  atomic_store(&sfm_finalized_flag, 1);
   fflush(stdout);
   return MPI_SUCCESS;
 }
