@@ -126,8 +126,11 @@ int sf_job_attach(sf_job *job, int rank);
 
 /* Convenience for C programs: fflush(NULL), fork size-1 clones (clone id = rank), and attach in
  * every process. In a clone it sets PR_SET_PDEATHSIG(SIGKILL) and verifies that the origin is
- * still its parent. Returns the rank (>= 0) in each process, or a negative code (then no clone
- * is left running: clones already forked are killed and reaped). Stdio is not touched here. */
+ * still its parent; a clone where that fails (the origin died meanwhile) _exit(127)s, the only
+ * exit in the data plane, in a process that has run no code of the caller yet. Returns the rank
+ * (>= 0) in each process, or a negative code (then no clone is left running: clones already
+ * forked are killed and reaped). Stdio is not touched here. Not for Node: the addon forks by
+ * itself (V8 needs preparation) and uses sf_job_set_pid/sf_job_attach. */
 int sf_job_fork(sf_job *job);
 
 /* Unmap the region and free this process's handle. Pending requests are dropped. Does not wait
