@@ -72,8 +72,13 @@ export class Op {
       throw new MPIError('ERR_COUNT', `${this.name}: operands differ in length (${a.length} and ${b.length})`);
     }
     if (this.#user) {
+      // On typed arrays a user op gets the two whole arrays and returns the result array.
       const r = this.#scalar(a, b);
-      if (r !== out) (out as any).set(r);
+      if (r === out) return;
+      if (!(ArrayBuffer.isView(r) || Array.isArray(r)) || (r as ArrayLike<unknown>).length !== out.length) {
+        throw new MPIError('ERR_OP', `user op on ${TYPE_NAMES[ida]} arrays must return an array of ${out.length} elements (it gets the two whole arrays), got ${r === null ? 'null' : ArrayBuffer.isView(r) || Array.isArray(r) ? `${(r as ArrayLike<unknown>).length} elements` : typeof r}`);
+      }
+      (out as any).set(r);
       return;
     }
     if (this.#bitwise && isFloatId(ida)) {

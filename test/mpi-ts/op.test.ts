@@ -22,6 +22,8 @@ test('errors name the op and the operands', () => {
   assert.throws(() => MPI.SUM.apply(new Float64Array(1), new Float64Array(2)), /SUM: operands differ in length \(1 and 2\)/);
   assert.throws(() => MPI.SUM.apply(1, 'a'), /SUM: operands differ in type \(number and string\)/);
   assert.throws(() => MPI.BOR.apply(1.5, 2), /BOR needs integers, got 1.5 and 2/);
+  assert.throws(() => Op.create((a: number, b: number) => a + b).applyInto(new Float64Array(2), new Float64Array(2), new Float64Array(2)),
+    /user op on float64 arrays must return an array of 2 elements \(it gets the two whole arrays\), got string/);
   assert.throws(() => Op.create(3 as never), (e: Error) => e instanceof TypeError && e.message === 'Op.create: fn must be a function (a, b) => result, got number 3');
 });
 
