@@ -53,6 +53,17 @@ function nativeOp(o: Op, dtype: number): number {
   return v;
 }
 
+/**
+ * A value sent as an object that is a plain typed array (exactly one of the built-in
+ * constructors; not a Buffer or a subclass) travels as a buffer message: no serialization, and
+ * recv() gives back a typed array of the same type holding the view's elements.
+ */
+function plainTypedArrayId(v: unknown): number {
+  if (v === null || typeof v !== 'object' || !ArrayBuffer.isView(v)) return -1;
+  const id = typeIdOf(v);
+  return id > 0 && v.constructor === ctorOf(id) ? id : -1;
+}
+
 /** @internal module state shared with index.ts. */
 export const runtime = { finalized: false, worldSize: 1, worldRank: 0 };
 
@@ -161,7 +172,9 @@ export class Comm {
     this.#live('comm.send');
     const d = this.#dest('comm.send', 'dest', dest), t = this.#tag('comm.send', tag, false);
     if (d === PROC_NULL) return;
-    mpi.send(encode(value, 'comm.send'), OBJECT_TYPE, d, this.#ctx, t, 0);
+    const id = plainTypedArrayId(value);
+    if (id > 0) mpi.send(value as TypedArray, id, d, this.#ctx, t, 0);
+    else mpi.send(encode(value, 'comm.send'), OBJECT_TYPE, d, this.#ctx, t, 0);
   }
 
   /** Synchronous send: returns only once the receiver has matched the message (MPI_Ssend). */
@@ -169,7 +182,9 @@ export class Comm {
     this.#live('comm.ssend');
     const d = this.#dest('comm.ssend', 'dest', dest), t = this.#tag('comm.ssend', tag, false);
     if (d === PROC_NULL) return;
-    mpi.send(encode(value, 'comm.ssend'), OBJECT_TYPE, d, this.#ctx, t, 1);
+    const id = plainTypedArrayId(value);
+    if (id > 0) mpi.send(value as TypedArray, id, d, this.#ctx, t, 1);
+    else mpi.send(encode(value, 'comm.ssend'), OBJECT_TYPE, d, this.#ctx, t, 1);
   }
 
   /** Receives a value (blocking). A buffer message arrives as a typed array of the sent type. */
@@ -186,8 +201,10 @@ export class Comm {
     this.#live('comm.isend');
     const d = this.#dest('comm.isend', 'dest', dest), t = this.#tag('comm.isend', tag, false);
     if (d === PROC_NULL) return Request._completed(undefined);
-    const bytes = encode(value, 'comm.isend');
-    return new Request<void>(mpi.isend(bytes, OBJECT_TYPE, d, this.#ctx, t, 0), ReqKind.Send, this.#toLocal, bytes);
+    // The value may change as soon as isend returns: typed arrays are copied (one memcpy).
+    const id = plainTypedArrayId(value);
+    const bytes = id > 0 ? (value as TypedArray).slice() : encode(value, 'comm.isend');
+    return new Request<void>(mpi.isend(bytes, id > 0 ? id : OBJECT_TYPE, d, this.#ctx, t, 0), ReqKind.Send, this.#toLocal, bytes);
   }
 
   /** Starts a receive of a value; `await req` or `req.wait()` gives the value. */
@@ -217,8 +234,9 @@ export class Comm {
     this.#live('comm.sendrecv');
     const d = this.#dest('comm.sendrecv', 'dest', dest), t = this.#tag('comm.sendrecv', sendtag, false);
     const s = this.#source('comm.sendrecv', source), rt = this.#tag('comm.sendrecv', recvtag, true);
-    const bytes = encode(value, 'comm.sendrecv');
-    const sreq = d === PROC_NULL ? 0 : mpi.isend(bytes, OBJECT_TYPE, d, this.#ctx, t, 0);
+    const id = plainTypedArrayId(value);
+    const bytes = id > 0 ? (value as TypedArray) : encode(value, 'comm.sendrecv');
+    const sreq = d === PROC_NULL ? 0 : mpi.isend(bytes, id > 0 ? id : OBJECT_TYPE, d, this.#ctx, t, 0);
     try {
       const got = mpi.recvObject(s, this.#ctx, rt);
       if (status) this.#status(status);
