@@ -32,7 +32,7 @@
  * Threads: a job handle is not thread-safe; use it from one thread at a time (the JS thread, or
  * the MPI program's thread; MPI_THREAD_FUNNELED/SERIALIZED is what libsfmpi provides).
  *
- * Waiting: a blocking call spins for a few microseconds, then sleeps on a futex doorbell of its
+ * Waiting: a blocking call spins for a while (spin_us), then sleeps on a futex doorbell of its
  * rank; every tick (SF_TICK_MS) it checks the job abort word and whether a peer died, and it
  * gives up after the wait timeout (SFMPI_TIMEOUT_MS, else SFMPI_WAIT_TIMEOUT_MS, else 60 s) with
  * SF_ETIMEDOUT and a message naming the operation, this rank and the rank(s) it waited for.
@@ -81,7 +81,8 @@ typedef struct sf_job_options {
   size_t ring_bytes;     /* bytes per ring, power of two; 0 = automatic (256 KiB..1 MiB) */
   size_t eager_limit;    /* largest message copied through the ring; 0 = 64 KiB (capped at ring/4) */
   int wait_timeout_ms;   /* blocking wait limit; 0 = from the environment (see above), <0 = none */
-  int spin_us;           /* spin before sleeping; 0 = automatic (20 us, 2 us when oversubscribed) */
+  int spin_us;           /* spin before sleeping; 0 = SFMPI_SPIN_US env, else 1000 us when every
+                            rank has a core, 2 us when ranks outnumber cores */
   int cma;               /* 1 = use process_vm_readv for large messages (default when 0 given:
                             SFMPI_CMA env, else on), -1 = never (pipelined copy through the ring) */
   size_t cma_min;        /* rendezvous messages larger than this use process_vm_readv, smaller
