@@ -2,6 +2,7 @@
  * The sfnative addon, typed. Loaded once per process; every layer above reaches the kernel
  * through this module (folder xen/ is our "hypervisor": domains are processes).
  */
+import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -56,8 +57,25 @@ export interface NativeAddon {
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-/** The package root: this file is dist/xen/native.js once compiled. */
-export const packageRoot = path.resolve(here, '..', '..');
+
+/**
+ * The package root: the nearest folder above this module whose package.json is sfmpi's. This
+ * file is dist/xen/native.js once compiled, but sfmpirun may have bundled it into a program's
+ * folder, so the location is searched for rather than assumed.
+ */
+function findPackageRoot(): string {
+  for (let dir = here; ; dir = path.dirname(dir)) {
+    try {
+      const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string };
+      if (pkg.name === 'sfmpi') return dir;
+    } catch {
+      /* no package.json here */
+    }
+    if (path.dirname(dir) === dir) return path.resolve(here, '..', '..');
+  }
+}
+
+export const packageRoot = findPackageRoot();
 
 function load(): NativeAddon {
   const require = createRequire(import.meta.url);

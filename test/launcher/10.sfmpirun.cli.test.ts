@@ -3,7 +3,7 @@
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { alive, root, run, sfmpirun, until, type RunOptions } from '../helpers.js';
+import { alive, root, run, sfmpirun, sfnode, until, type RunOptions } from '../helpers.js';
 
 const fx = (f: string) => path.join(root, 'test', 'fixtures', 'launcher', f);
 const mpirun = (args: string[], opts: RunOptions = {}) => run(process.execPath, [sfmpirun, ...args], opts);
@@ -48,6 +48,12 @@ test('TypeScript runs without a build step; -np, arguments and stdin reach rank 
   assert.is(r.code, 0, r.stderr);
   assert.is(r.stderr, '', 'the launcher adds nothing to the output unless asked');
   assert.equal(JSON.parse(r.stdout), { args: ['a', '--flag', 'b'], typed: ['A', '--FLAG', 'B'], input: 'from stdin' });
+});
+
+test('a program importing the runtime by a relative source path still finds the addon', async () => {
+  const r = await run(process.execPath, [sfnode, fx('relative-import.ts')]);
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.stdout, '[10,20]\n');
 });
 
 test('the exit status is the failing rank\'s code, with a line naming it', async () => {
