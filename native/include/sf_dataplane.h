@@ -86,9 +86,9 @@ typedef struct sf_job_options {
   int cma;               /* 1 = use process_vm_readv for large messages (default when 0 given:
                             SFMPI_CMA env, else on), -1 = never (pipelined copy through the ring) */
   size_t cma_min;        /* rendezvous messages larger than this use process_vm_readv, smaller
-                            ones the pipelined ring copy; 0 = SFMPI_CMA_MIN_BYTES env, else 2 MiB
-                            (measured: the ring pipeline, both cores copying cache-sized chunks,
-                            beats the single copy up to about the size of the last-level cache) */
+                            ones the pipelined ring copy; 0 = SFMPI_CMA_MIN_BYTES env, else 64 KiB
+                            (every rendezvous message: the single copy held up when memory was
+                            slow; the pipeline is up to 2.4x faster only while data stays in cache) */
 } sf_job_options;
 
 /* Status of a completed receive (or probe). */
