@@ -83,4 +83,9 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+// `sfmpirun --help | head`: a closed stdout is not an error worth a stack trace.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+});
+
 process.exitCode = await main(process.argv.slice(2));
