@@ -1112,6 +1112,21 @@ std::vector<int> NotArrived(const Group& gr, uint64_t seq) {
   return out;
 }
 
+// The start of every collective: progress pending receives (a peer may be blocked sending to us),
+// label the wait for timeout messages, check the job and the group, and record that this rank
+// entered the collective. False with a JavaScript exception pending.
+bool EnterCollective(const Napi::CallbackInfo& info, const char* what, Group* gr, uint64_t* seq) {
+  Napi::Env env = info.Env();
+  if (g->job != nullptr) {
+    ProgressAll(env);
+    sf_job_set_label(g->job, g->coll_label);
+  }
+  if (!RequireJob(env, what)) return false;
+  if (!GetGroup(info, 0, gr)) return false;
+  *seq = Enter(*gr);
+  return true;
+}
+
 Napi::Value CollResult(const Group& gr, uint64_t seq, Napi::Env env, int rc, const std::string& what) {
   if (env.IsExceptionPending()) return env.Undefined();  // a JS combine threw
   if (rc == SF_ETIMEDOUT) {
@@ -1131,28 +1146,18 @@ Napi::Value CollResult(const Group& gr, uint64_t seq, Napi::Env env, int rc, con
 // barrier(ranks, index, ctx)
 Napi::Value Barrier(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (g->job != nullptr) {
-    ProgressAll(env);
-    sf_job_set_label(g->job, g->coll_label);
-  }
-  if (!RequireJob(env, "barrier")) return env.Undefined();
   Group gr;
-  GetGroup(info, 0, &gr);
-  uint64_t seq = Enter(gr);
+  uint64_t seq;
+  if (!EnterCollective(info, "barrier", &gr, &seq)) return env.Undefined();
   return CollResult(gr, seq, env, sf_barrier(g->job, &gr.g), "barrier");
 }
 
 // bcast(ranks, index, ctx, buf, root)
 Napi::Value Bcast(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (g->job != nullptr) {
-    ProgressAll(env);
-    sf_job_set_label(g->job, g->coll_label);
-  }
-  if (!RequireJob(env, "bcast")) return env.Undefined();
   Group gr;
-  GetGroup(info, 0, &gr);
-  uint64_t seq = Enter(gr);
+  uint64_t seq;
+  if (!EnterCollective(info, "bcast", &gr, &seq)) return env.Undefined();
   uint8_t* p;
   size_t len;
   if (!Bytes(info, 3, &p, &len)) return env.Undefined();
@@ -1163,14 +1168,9 @@ Napi::Value Bcast(const Napi::CallbackInfo& info) {
 // kind: 0 reduce, 1 allreduce, 2 scan, 3 exscan
 Napi::Value Reduce(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (g->job != nullptr) {
-    ProgressAll(env);
-    sf_job_set_label(g->job, g->coll_label);
-  }
-  if (!RequireJob(env, "reduce")) return env.Undefined();
   Group gr;
-  GetGroup(info, 0, &gr);
-  uint64_t seq = Enter(gr);
+  uint64_t seq;
+  if (!EnterCollective(info, "reduce", &gr, &seq)) return env.Undefined();
   uint8_t *s, *r;
   size_t slen, rlen;
   if (!Bytes(info, 3, &s, &slen) || !Bytes(info, 4, &r, &rlen)) return env.Undefined();
@@ -1201,14 +1201,9 @@ std::vector<size_t> Sizes(const Napi::Value& v) {
 // gatherv(ranks, index, ctx, sbuf|null, rbuf|null, lens: Float64Array|null, displs|null, root, all)
 Napi::Value Gatherv(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (g->job != nullptr) {
-    ProgressAll(env);
-    sf_job_set_label(g->job, g->coll_label);
-  }
-  if (!RequireJob(env, "gather")) return env.Undefined();
   Group gr;
-  GetGroup(info, 0, &gr);
-  uint64_t seq = Enter(gr);
+  uint64_t seq;
+  if (!EnterCollective(info, "gather", &gr, &seq)) return env.Undefined();
   uint8_t *s, *r;
   size_t slen, rlen;
   if (!Bytes(info, 3, &s, &slen) || !Bytes(info, 4, &r, &rlen)) return env.Undefined();
@@ -1226,14 +1221,9 @@ Napi::Value Gatherv(const Napi::CallbackInfo& info) {
 // scatterv(ranks, index, ctx, sbuf|null, lens|null, displs|null, rbuf|null, root)
 Napi::Value Scatterv(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (g->job != nullptr) {
-    ProgressAll(env);
-    sf_job_set_label(g->job, g->coll_label);
-  }
-  if (!RequireJob(env, "scatter")) return env.Undefined();
   Group gr;
-  GetGroup(info, 0, &gr);
-  uint64_t seq = Enter(gr);
+  uint64_t seq;
+  if (!EnterCollective(info, "scatter", &gr, &seq)) return env.Undefined();
   uint8_t *s, *r;
   size_t slen, rlen;
   if (!Bytes(info, 3, &s, &slen) || !Bytes(info, 6, &r, &rlen)) return env.Undefined();
@@ -1246,14 +1236,9 @@ Napi::Value Scatterv(const Napi::CallbackInfo& info) {
 // alltoallv(ranks, index, ctx, sbuf, slens, sdispls, rbuf, rlens, rdispls)
 Napi::Value Alltoallv(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (g->job != nullptr) {
-    ProgressAll(env);
-    sf_job_set_label(g->job, g->coll_label);
-  }
-  if (!RequireJob(env, "alltoall")) return env.Undefined();
   Group gr;
-  GetGroup(info, 0, &gr);
-  uint64_t seq = Enter(gr);
+  uint64_t seq;
+  if (!EnterCollective(info, "alltoall", &gr, &seq)) return env.Undefined();
   uint8_t *s, *r;
   size_t slen, rlen;
   if (!Bytes(info, 3, &s, &slen) || !Bytes(info, 6, &r, &rlen)) return env.Undefined();
