@@ -2,6 +2,7 @@
  * clone(): the fork point. Every clone continues from here with the whole state of the process
  * (heap, closures, typed arrays, loaded modules); only the return value differs.
  */
+import { isMainThread } from 'node:worker_threads';
 import { toOutcome } from '../guest-daemon/outcome.js';
 import { createDomains } from '../xen/domain.js';
 import { errors } from './errors.js';
@@ -15,10 +16,13 @@ import { tickets, type Ticket } from './ticket.js';
  *
  * @param state handed to every clone (read it with `inheritedState()`); on this host it is
  *   simply inherited with the rest of memory, no copy is made.
- * @throws CloneRuntimeError ERR_TICKET_USED / ERR_TICKET_RELEASED / ERR_FOREIGN_TICKET
+ * @throws CloneRuntimeError ERR_TICKET_USED / ERR_TICKET_RELEASED / ERR_FOREIGN_TICKET /
+ *   ERR_NOT_MAIN_THREAD (called from a worker thread)
  * @throws Error with the failed syscall if the kernel refuses the fork (nothing is left behind).
  */
 export function clone(ticket: Ticket, state?: unknown): number {
+  // fork(2) copies only the calling thread: a clone of a worker thread would have no main thread.
+  if (!isMainThread) throw errors.notMainThread();
   if (ticket.foreign) throw errors.foreignTicket('clone', ticket.number);
   if (ticket.phase === 'released') throw errors.ticketReleased(ticket.number);
   if (ticket.phase !== 'granted') throw errors.ticketUsed(ticket.number);

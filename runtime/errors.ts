@@ -23,6 +23,8 @@ export const errors = {
       'ERR_FOREIGN_TICKET',
       `${verb}(ticket ${ticket}): this ticket belongs to the process this clone was forked from`,
     ),
+  notMainThread: () =>
+    new CloneRuntimeError('ERR_NOT_MAIN_THREAD', 'clone() must be called on the main thread, not in a worker thread'),
   exitInOrigin: () =>
     new CloneRuntimeError('ERR_NOT_A_CLONE', 'exit() may only be called in a clone; this process is the origin (clone id 0)'),
   badId: (ticket: number, id: unknown, n: number) =>

@@ -14,6 +14,7 @@ test('misuse errors are clear, typed and coded', async () => {
   assert.is(e.string, 'TypeError: : requestTicket(n): n must be an integer, got string');
   assert.match(e.beyondHost, /^RangeError: : admission refused: 5 clones requested, \d+ of this host's 4 slots in use/);
   assert.is(e.exitInOrigin, 'CloneRuntimeError: ERR_NOT_A_CLONE: exit() may only be called in a clone; this process is the origin (clone id 0)');
+  assert.is(e.inWorker, 'ERR_NOT_MAIN_THREAD: clone() must be called on the main thread, not in a worker thread');
   assert.is(e.joinBeforeClone, 'CloneRuntimeError: ERR_NOT_CLONED: join(ticket 1): clone() has not been called on this ticket');
   assert.is(e.killBeforeClone, 'CloneRuntimeError: ERR_NOT_CLONED: kill(ticket 1): clone() has not been called on this ticket');
   assert.is(e.cloneTwice, 'CloneRuntimeError: ERR_TICKET_USED: clone(ticket 1): this ticket was already used; request a new ticket');
