@@ -35,19 +35,15 @@ sf_group sfm_coll_group(const sfm_comm *c) {
   return g;
 }
 
-int sfm_comm_new(int size, int rank, const int *world, uint32_t ctx, MPI_Comm *out) {
-  int i;
-  sfm_comm *c;
-  for (i = 3; i < sfm.ncomms; i++)
-    if (!sfm.comms[i].used) break;
-  if (i >= sfm.ncomms && sfm_grow((void **)&sfm.comms, &sfm.ncomms, sizeof *sfm.comms) < 0) return -1;
-  c = &sfm.comms[i];
+/* Fills a free slot as a communicator over `world` (world ranks, in group order). */
+static int sfm_comm_fill(sfm_comm *c, int size, int rank, const int *world, uint32_t ctx) {
   memset(c, 0, sizeof *c);
   c->world = malloc((size_t)size * sizeof(int));
   c->inv = malloc((size_t)sfm.size * sizeof(int));
   if (c->world == NULL || c->inv == NULL) {
     free(c->world);
     free(c->inv);
+    c->world = c->inv = NULL;
     return -1;
   }
   memcpy(c->world, world, (size_t)size * sizeof(int));
@@ -58,36 +54,39 @@ int sfm_comm_new(int size, int rank, const int *world, uint32_t ctx, MPI_Comm *o
   c->ctx = ctx;
   c->errh = MPI_ERRORS_ARE_FATAL;
   c->used = 1;
+  return 0;
+}
+
+int sfm_comm_new(int size, int rank, const int *world, uint32_t ctx, MPI_Comm *out) {
+  int i;
+  for (i = 3; i < sfm.ncomms; i++)
+    if (!sfm.comms[i].used) break;
+  if (i >= sfm.ncomms && sfm_grow((void **)&sfm.comms, &sfm.ncomms, sizeof *sfm.comms) < 0) return -1;
+  if (sfm_comm_fill(&sfm.comms[i], size, rank, world, ctx) < 0) return -1;
   *out = i;
   return 0;
 }
 
-static void sfm_comm_fixed(int idx, int size, int rank, const int *world, uint32_t ctx, const char *name) {
-  sfm_comm *c = &sfm.comms[idx];
-  c->world = malloc((size_t)size * sizeof(int));
-  c->inv = malloc((size_t)sfm.size * sizeof(int));
-  memcpy(c->world, world, (size_t)size * sizeof(int));
-  for (int r = 0; r < sfm.size; r++) c->inv[r] = -1;
-  for (int r = 0; r < size; r++) c->inv[world[r]] = r;
-  c->size = size;
-  c->rank = rank;
-  c->ctx = ctx;
-  c->errh = MPI_ERRORS_ARE_FATAL;
-  c->used = 1;
-  snprintf(c->name, sizeof c->name, "%s", name);
-}
-
-void sfm_comms_init(void) {
+/* The predefined communicators, groups and error handlers; -1 when out of memory. */
+int sfm_comms_init(void) {
   int *world = malloc((size_t)sfm.size * sizeof(int));
-  while (sfm.ncomms < 3) sfm_grow((void **)&sfm.comms, &sfm.ncomms, sizeof *sfm.comms);
+  if (world == NULL) return -1;
   for (int r = 0; r < sfm.size; r++) world[r] = r;
-  sfm_comm_fixed(MPI_COMM_WORLD, sfm.size, sfm.rank, world, 0, "MPI_COMM_WORLD");
-  sfm_comm_fixed(MPI_COMM_SELF, 1, 0, &sfm.rank, 2, "MPI_COMM_SELF");
+  int rc = 0;
+  while (rc == 0 && sfm.ncomms < 3) rc = sfm_grow((void **)&sfm.comms, &sfm.ncomms, sizeof *sfm.comms);
+  if (rc == 0) rc = sfm_comm_fill(&sfm.comms[MPI_COMM_WORLD], sfm.size, sfm.rank, world, 0);
+  if (rc == 0) rc = sfm_comm_fill(&sfm.comms[MPI_COMM_SELF], 1, 0, &sfm.rank, 2);
   free(world);
-  while (sfm.ngroups < 2) sfm_grow((void **)&sfm.groups, &sfm.ngroups, sizeof *sfm.groups);
+  if (rc < 0) return -1;
+  snprintf(sfm.comms[MPI_COMM_WORLD].name, sizeof sfm.comms[MPI_COMM_WORLD].name, "MPI_COMM_WORLD");
+  snprintf(sfm.comms[MPI_COMM_SELF].name, sizeof sfm.comms[MPI_COMM_SELF].name, "MPI_COMM_SELF");
+  while (sfm.ngroups < 2)
+    if (sfm_grow((void **)&sfm.groups, &sfm.ngroups, sizeof *sfm.groups) < 0) return -1;
   sfm.groups[MPI_GROUP_EMPTY].used = 1;
-  while (sfm.nerrhs < 4) sfm_grow((void **)&sfm.errhs, &sfm.nerrhs, sizeof *sfm.errhs);
+  while (sfm.nerrhs < 4)
+    if (sfm_grow((void **)&sfm.errhs, &sfm.nerrhs, sizeof *sfm.errhs) < 0) return -1;
   for (int i = 1; i < 4; i++) sfm.errhs[i].used = 1;
+  return 0;
 }
 
 #define SFM_COMM(fn, comm, c)                                                                    \

@@ -482,8 +482,7 @@ int MPI_Init_thread(int *argc, char ***argv, int required, int *provided) {
   }
   on_exit(sfm_on_exit, NULL);
   sfm.next_ctx = 4;
-  sfm_comms_init();
-  if (sfm_types_init() < 0 || sfm_ops_init() < 0) sfm_init_fail("out of memory");
+  if (sfm_comms_init() < 0 || sfm_types_init() < 0 || sfm_ops_init() < 0) sfm_init_fail("out of memory");
   sfm.initialized = 1;
   sfm_thread_level = required > MPI_THREAD_SERIALIZED ? MPI_THREAD_SERIALIZED : required;
   if (provided) *provided = sfm_thread_level;

@@ -106,7 +106,7 @@ sfm_comm *sfm_comm_get(MPI_Comm c);
 sf_group sfm_coll_group(const sfm_comm *c);
 int sfm_comm_new(int size, int rank, const int *world, uint32_t ctx, MPI_Comm *out);
 int sfm_agree_ctx(MPI_Comm parent, uint32_t *ctx);
-void sfm_comms_init(void);
+int sfm_comms_init(void);
 
 sfm_type *sfm_type_get(MPI_Datatype t);
 int sfm_types_init(void);
