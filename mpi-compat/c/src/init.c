@@ -304,8 +304,10 @@ void sfm_fatal(int code, const char *msg) {
     _exit(1);
   }
   if (sfm.job) {
-    sf_job_abort(sfm.job, 1, msg);
+    /* Report before raising the abort word: the origin, woken by the word, may kill this rank
+     * before it has written its cause, and the launcher would name the origin instead. */
     if (sf_job_claim_fail_report(sfm.job, sfm.rank)) sf_ctl_fail(sfm.ctl_fd, sfm.rank, 1, 0, msg);
+    sf_job_abort(sfm.job, 1, msg);
   }
   sfm_terminate(1);
 }
@@ -317,8 +319,9 @@ int MPI_Abort(MPI_Comm comm, int errorcode) {
   fflush(stdout);
   fprintf(stderr, "sfmpi: rank %d: MPI_Abort(comm, %d) called\n", sfm.rank, errorcode);
   if (sfm.job) {
-    sf_job_abort(sfm.job, errorcode, cause);
+    /* Cause first, then the word that wakes (and lets the origin kill) the others. */
     if (sf_job_claim_fail_report(sfm.job, sfm.rank)) sf_ctl_fail(sfm.ctl_fd, sfm.rank, errorcode, 0, cause);
+    sf_job_abort(sfm.job, errorcode, cause);
   }
   sfm_terminate(errorcode);
 }
