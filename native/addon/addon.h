@@ -7,7 +7,16 @@
 
 #include <string>
 
+#include <time.h>
+
 namespace sf {
+
+// Milliseconds on the monotonic clock, for timings and deadlines.
+inline double NowMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
 
 Napi::Value ThrowError(Napi::Env env, const std::string& message);
 Napi::Value ThrowType(Napi::Env env, const std::string& message);

@@ -41,12 +41,6 @@
 namespace sf {
 namespace {
 
-double NowMs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 // Clears MADV_DONTFORK on every mapping. Reading /proc/self/maps is cheap (unlike smaps, it does
 // not walk page tables); madvise over a span that holds gaps still applies to every mapping in
 // it and reports ENOMEM, which we accept. Kernel "special" mappings ([vvar], [vdso]) refuse the

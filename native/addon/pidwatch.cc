@@ -31,12 +31,6 @@ namespace {
 
 int PidfdOpen(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
 
-double NowMs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 class CloneWatch : public Napi::ObjectWrap<CloneWatch> {
  public:
   static Napi::Function Define(Napi::Env env) {
