@@ -195,6 +195,9 @@ struct sf_job {
   int proto_err; /* sticky SF_EPROTO once a ring broke */
   uint32_t bar_sense; /* this rank's sense of the whole-job barrier */
   uint32_t coll_gen;  /* small whole-job collectives done: picks the slot set (gen & 1) */
+  sf_progress_hook_fn hook; /* sf_job_set_progress_hook */
+  void *hook_arg;
+  int in_hook;        /* the hook is running: a nested sf_progress does not call it again */
 };
 
 /* Error helpers (job.c). sf__err sets the thread's message and returns code. */

@@ -439,7 +439,19 @@ int sf_progress(sf_job *job) {
     if (rc < 0) return rc;
   }
   sf__push_out(job);
+  if (job->hook && !job->in_hook) {
+    job->in_hook = 1;
+    rc = job->hook(job, job->hook_arg);
+    job->in_hook = 0;
+    if (rc < 0) return rc;
+  }
   return 0;
+}
+
+void sf_job_set_progress_hook(sf_job *job, sf_progress_hook_fn fn, void *arg) {
+  if (job == NULL) return;
+  job->hook = fn;
+  job->hook_arg = arg;
 }
 
 /* ---- public point-to-point --------------------------------------------------------------- */

@@ -202,6 +202,16 @@ int sf_recv(sf_job *job, void *buf, size_t cap, int src, uint32_t ctx, int tag, 
  * streamed data). Returns 0 or an error (peer death is reported only by waits). */
 int sf_progress(sf_job *job);
 
+/* A layer above the data plane that must advance its own state machines whenever the data
+ * plane makes progress (non-blocking collectives, one-sided windows, pending receives of the
+ * Node binding) registers one hook: it runs at the end of every sf_progress, including the
+ * progress made inside every blocking wait, so that work of that layer moves on while this rank
+ * is blocked in an unrelated call. The hook may call any data-plane function; a nested
+ * sf_progress inside the hook does not run the hook again. A negative return fails the
+ * progress call (and the wait that made it) with that code. NULL removes the hook. */
+typedef int (*sf_progress_hook_fn)(sf_job *job, void *arg);
+void sf_job_set_progress_hook(sf_job *job, sf_progress_hook_fn fn, void *arg);
+
 /* Is the request complete? Returns 1 (complete; *st filled when st != NULL, the request stays
  * valid until sf_req_free), 0 (pending), or a negative code: SF_ETRUNCATE means complete but
  * truncated (*st filled). Makes progress first. */
