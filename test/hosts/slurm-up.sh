@@ -13,7 +13,7 @@ th_close_fds
 t0=$(date +%s%N)
 hosts=$(th_hosts); head=$(echo "$hosts" | head -1)
 [ -n "$head" ] || th_die "no test hosts '$TH_PREFIX' (run hosts-up.sh first)"
-for c in munged mungekey slurmctld slurmd srun sinfo; do
+for c in munged mungekey slurmctld slurmd srun sinfo scontrol; do
   command -v $c >/dev/null || th_die "$c missing: apt-get install slurmctld slurmd slurm-client munge"
 done
 [ -d /etc/slurm ] || th_die "/etc/slurm missing (it is bound over inside the hosts): apt-get install slurm-client"

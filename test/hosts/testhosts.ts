@@ -151,15 +151,16 @@ export function hostsAvailable(opts: { ssh?: boolean; slurm?: boolean } = {}): A
     ip: 'iproute2', nsenter: 'util-linux', unshare: 'util-linux', setpriv: 'util-linux', flock: 'util-linux', bash: 'bash',
   };
   if (ssh) Object.assign(need, { sshd: 'openssh-server', ssh: 'openssh-client', 'ssh-keygen': 'openssh-client' });
-  if (slurm) Object.assign(need, { munged: 'munge', mungekey: 'munge', slurmctld: 'slurmctld', slurmd: 'slurmd', srun: 'slurm-client', sinfo: 'slurm-client' });
+  if (slurm) Object.assign(need, { munged: 'munge', mungekey: 'munge', slurmctld: 'slurmctld', slurmd: 'slurmd', srun: 'slurm-client', sinfo: 'slurm-client', scontrol: 'slurm-client' });
   const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/sbin', '/usr/bin', '/bin'].filter(Boolean);
-  const missing = Object.keys(need).filter((c) => !dirs.some((d) => isExecutable(path.join(d, c))));
+  const where = (c: string) => dirs.map((d) => path.join(d, c)).find(isExecutable);
+  const missing = Object.keys(need).filter((c) => !where(c));
   if (missing.length) {
     const pkgs = [...new Set(missing.map((c) => need[c]))].join(' ');
     return { ok: false, reason: `${missing.join(', ')} not installed (apt-get install ${pkgs})` };
   }
   if (slurm && !fs.existsSync('/etc/slurm')) return { ok: false, reason: '/etc/slurm missing (apt-get install slurm-client)' };
-  const probe = spawnSync('unshare', ['--net', '--pid', '--fork', '--mount', 'true'], { stdio: 'ignore', timeout: 10_000 });
+  const probe = spawnSync(where('unshare')!, ['--net', '--pid', '--fork', '--mount', where('bash')!, '-c', ':'], { stdio: 'ignore', timeout: 10_000 });
   if (probe.status !== 0) return { ok: false, reason: 'cannot make namespaces here (unshare --net --pid --mount fails)' };
   return { ok: true, reason: '' };
 }
