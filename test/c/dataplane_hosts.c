@@ -258,11 +258,19 @@ int main(int argc, char **argv) {
         int victim = size - 1, x, nf = fails, total = 0;
         sf_group g = {size, rank, NULL, 9};
         OK(sf_allreduce(job, &g, &nf, &total, sizeof nf, sum_int, NULL));
-        if (rank == victim) _exit(3);
-        if (rank != 0) sf_job_mark_finished(job);
+        /* Everyone else finishes first (a finished rank may exit without alarm); the victim
+         * dies only when rank 0 says so, so no other wait can see its death first. */
+        if (rank != 0 && rank != victim) sf_job_mark_finished(job);
+        if (rank == victim) {
+          OK(sf_recv(job, &x, sizeof x, 0, 8, 998, NULL));
+          _exit(3);
+        }
         if (rank == 0) {
           char want[32];
-          int rc = sf_recv(job, &x, sizeof x, victim, 8, 999, NULL);
+          int rc;
+          x = 1;
+          OK(sf_send(job, &x, sizeof x, victim, 8, 998, 0));
+          rc = sf_recv(job, &x, sizeof x, victim, 8, 999, NULL);
           snprintf(want, sizeof want, "rank %d", victim);
           CHECK(rc == SF_EPEERDIED && strstr(sf_last_error(), want) != NULL, "waiting for the dead rank %d: %s: %s",
                 victim, sf_error_name(rc), sf_last_error());
