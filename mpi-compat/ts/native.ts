@@ -6,6 +6,7 @@
  * a datatype wire id (datatype.ts; -1 = object receive). Results of receives, probes and waits go
  * to the shared `status` array [source, tag, nbytes, dtype] instead of a fresh object per call.
  */
+import { isMainThread } from 'node:worker_threads';
 import { native as addon } from '../../xen/native.js';
 import { makeNativeError } from './errors.js';
 
@@ -14,7 +15,7 @@ type Buf = ArrayBufferView | null;
 type G = [Int32Array | null, number, number];
 
 export interface NativeMPI {
-  setErrorFactory(fn: (code: string, message: string, rank: number, ranks?: number[]) => Error): Float64Array;
+  setErrorFactory(fn: (code: string, message: string, rank: number, ranks?: number[]) => Error, isMainThread: boolean, onSettled: (id: number) => void): Float64Array;
   create(size: number, ringBytes: number, eagerLimit: number, waitTimeoutMs: number, spinUs: number, cma: number): void;
   setPid(rank: number, pid: number): void;
   attach(rank: number): void;
@@ -42,6 +43,8 @@ export interface NativeMPI {
   waitAny(ids: Uint32Array): number;
   result(id: number): Buffer | null | undefined;
   free(id: number): void;
+  /** Settle `id` from the event loop: onSettled(id) is called once it completes. */
+  awaitRequest(id: number): void;
   barrier(...g: G): void;
   bcast(ranks: G[0], index: number, ctx: number, buf: Buf, root: number): void;
   reduce(ranks: G[0], index: number, ctx: number, sbuf: Buf, rbuf: Buf, op: number | ((a: any, b: any) => void), dtype: number, root: number, kind: number): void;
@@ -52,6 +55,10 @@ export interface NativeMPI {
   ctlFork(fd: number, rank: number, pid: number, ms: number): number;
   ctlExit(fd: number, rank: number, code: number): number;
   ctlFail(fd: number, rank: number, code: number, signal: number, cause: string): number;
+  /** Reports `rank`'s failure unless it was reported already (the job's claim-once flag); true when this call wrote it. */
+  ctlFailOnce(fd: number, rank: number, code: number, signal: number, cause: string): boolean;
+  /** The MPI error class of a data-plane error code ("ERR_TIMEOUT"). */
+  errorClass(code: number): string;
   readonly ANY_SOURCE: number;
   readonly ANY_TAG: number;
   readonly PROC_NULL: number;
@@ -67,8 +74,19 @@ if (!mod) {
 /** The binding. */
 export const mpi: NativeMPI = mod;
 
+/** Awaited requests register here; the binding calls back with their id once they complete. */
+export const settled = new Map<number, () => void>();
+
 /** [source, tag, nbytes, dtype] of the last receive, probe or wait. */
-export const status: Float64Array = mpi.setErrorFactory((code, message, rank, ranks) => makeNativeError(code, message, rank, ranks));
+export const status: Float64Array = mpi.setErrorFactory(
+  (code, message, rank, ranks) => makeNativeError(code, message, rank, ranks),
+  isMainThread,
+  (id) => {
+    const fn = settled.get(id);
+    settled.delete(id);
+    fn?.();
+  },
+);
 
 /** The data plane's sf_op numbering (sf_dataplane.h `sf_op`). */
 export const SF_OP = { MAX: 0, MIN: 1, SUM: 2, PROD: 3, LAND: 4, BAND: 5, LOR: 6, BOR: 7, LXOR: 8, BXOR: 9 } as const;

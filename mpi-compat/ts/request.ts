@@ -2,17 +2,35 @@
  * Requests of non-blocking operations (MPI_Request).
  *
  * A request completes by `wait()` (synchronous, blocks like MPI_Wait: the data plane spins
- * briefly, then sleeps on a futex), by `test()`, or by `await` (a request is a thenable: it polls
- * with test() on setImmediate, then on a timer backing off to 2 ms, so an awaiting rank keeps its
- * event loop alive without burning a core).
+ * briefly, then sleeps), by `test()`, or by `await` (a request is a thenable): an awaited request
+ * is settled from the event loop by the binding the moment the data plane completes it (a
+ * peer's frame rings this rank's wake-up fd, which the loop watches), so an awaiting rank sleeps
+ * without burning a core and wakes within microseconds. A timer checks the job's health and the
+ * wait timeout a few times a second meanwhile.
  */
 import { MPIError, makeNativeError } from './errors.js';
-import { mpi, status as st } from './native.js';
+import { mpi, settled, status as st } from './native.js';
 import { Status } from './status.js';
 import { decode } from './serialization.js';
 import { ctorOf, OBJECT_TYPE } from './datatype.js';
 
 const HEALTH_MS = 25;
+
+/** Requests being awaited, and the one timer that checks the job's health for them. */
+const awaited = new Set<Request<any>>();
+let healthTimer: NodeJS.Timeout | undefined;
+function watchAwaited(): void {
+  if (healthTimer) return;
+  // Unreferenced: the binding's watch of the wake-up fd keeps the loop alive while awaiting.
+  healthTimer = setInterval(() => {
+    if (awaited.size === 0) {
+      clearInterval(healthTimer);
+      healthTimer = undefined;
+      return;
+    }
+    Request._check(Date.now(), mpi.health(), waitTimeoutMs());
+  }, HEALTH_MS).unref();
+}
 
 /** The blocking-wait limit, as the data plane reads it (MPI.init's timeoutMs overrides it). */
 let timeoutOverride: number | undefined;
@@ -138,7 +156,7 @@ export class Request<T = unknown> implements PromiseLike<T> {
     return this.#value as T;
   }
 
-  /** Awaiting a request polls test() without blocking the event loop. */
+  /** Awaiting a request resolves with what wait() returns, without blocking the event loop. */
   then<R1 = T, R2 = never>(onfulfilled?: ((value: T) => R1 | PromiseLike<R1>) | null, onrejected?: ((reason: unknown) => R2 | PromiseLike<R2>) | null): Promise<R1 | R2> {
     return this.#promise().then(onfulfilled, onrejected);
   }
@@ -146,34 +164,44 @@ export class Request<T = unknown> implements PromiseLike<T> {
   #p: Promise<T> | undefined;
   #promise(): Promise<T> {
     this.#p ??= new Promise<T>((resolve, reject) => {
-      let polls = 0;
-      const start = Date.now();
-      let nextCheck = start + HEALTH_MS;
-      const poll = (): void => {
+      const attempt = (): void => {
         try {
-          if (this.test()) return resolve(this.#value as T);
-          // test() does not watch for failures as blocking waits do: check the abort word,
-          // dead peers and the wait timeout here, a few times a second.
-          const now = Date.now();
-          if (now >= nextCheck) {
-            nextCheck = now + HEALTH_MS;
-            const bad = mpi.health();
-            if (bad) throw this.#failWith(makeNativeError(bad[0], `awaited request: ${bad[1]}`, bad[2]));
-            const limit = waitTimeoutMs();
-            if (limit > 0 && now - start > limit) {
-              throw this.#failWith(new MPIError('ERR_TIMEOUT', `awaited request timed out after ${now - start} ms (${describeReq(this.#kind, this.#status)})`));
-            }
+          if (this.test()) {
+            awaited.delete(this);
+            resolve(this.#value as T);
+            return;
           }
         } catch (e) {
-          return reject(e);
+          awaited.delete(this);
+          reject(e);
+          return;
         }
-        polls++;
-        if (polls < 64) setImmediate(poll);
-        else setTimeout(poll, Math.min(2, (polls - 64) >> 4));
+        settled.set(this.#id, attempt);
+        mpi.awaitRequest(this.#id);
       };
-      poll();
+      this.#reject = (e: Error) => {
+        settled.delete(this.#id);
+        awaited.delete(this);
+        reject(this.#failWith(e));
+      };
+      this.#awaitStart = Date.now();
+      awaited.add(this);
+      watchAwaited();
+      attempt();
     });
     return this.#p;
+  }
+
+  #reject: ((e: Error) => void) | undefined;
+  #awaitStart = 0;
+
+  /** @internal the health and timeout checks of awaited requests (watchAwaited). */
+  static _check(now: number, bad: [string, string, number] | null, limit: number): void {
+    for (const r of [...awaited]) {
+      if (bad) r.#reject?.(makeNativeError(bad[0], `awaited request: ${bad[1]}`, bad[2]));
+      else if (limit > 0 && now - r.#awaitStart > limit)
+        r.#reject?.(new MPIError('ERR_TIMEOUT', `awaited request timed out after ${now - r.#awaitStart} ms (${describeReq(r.#kind, r.#status)})`));
+    }
   }
 
   #failWith(e: Error): Error {

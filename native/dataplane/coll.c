@@ -1,12 +1,23 @@
 /*
  * coll.c: collectives over point-to-point in a context reserved for the group's collectives.
  *
- * Algorithms (chosen for small same-host jobs where every transfer is one memcpy or one
- * process_vm_readv): dissemination barrier, binomial bcast, binomial reduce in rank order (so
- * non-commutative combines are correct), recursive-doubling allreduce for power-of-two groups
- * (reduce + bcast otherwise), chain scan/exscan, linear gather/scatter at the root, ring
- * allgather, pairwise all-to-all. Each collective kind uses its own tag, so a mismatched call
- * sequence ends in a wait timeout that names the operation and the awaited rank.
+ * Hierarchical: a group whose members live on several hosts runs barrier, bcast, reduce and
+ * allreduce in phases: within each host (on shared memory), then between one leader per host
+ * (over the network), then within each host again. A group of one host's ranks runs the flat
+ * algorithms, and when it holds exactly every rank of the host, small payloads take the
+ * whole-host fast path: every rank posts into its shared slot, one shared-memory barrier, every
+ * rank reads what it needs.
+ *
+ * Flat algorithms (every transfer on one host is one memcpy or one process_vm_readv):
+ * dissemination barrier, binomial bcast, binomial reduce in rank order (so non-commutative
+ * combines are correct), recursive-doubling allreduce for power-of-two groups (reduce + bcast
+ * otherwise), chain scan/exscan, linear gather/scatter at the root, ring allgather, pairwise
+ * all-to-all. Each collective kind uses its own tag, so a mismatched call sequence ends in a
+ * wait timeout that names the operation and the awaited rank.
+ *
+ * Order of reductions across hosts: the hierarchy combines each host's members first, which is
+ * rank order only when every host's members are a contiguous range of group ranks (block
+ * placement); otherwise reduce and allreduce stay flat, so non-commutative ops stay correct.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -19,6 +30,8 @@
 enum {
   SF__T_BARRIER = 1, SF__T_BCAST, SF__T_REDUCE, SF__T_REDUCE_ROOT, SF__T_ALLREDUCE, SF__T_SCAN,
   SF__T_GATHER, SF__T_SCATTER, SF__T_ALLGATHER, SF__T_ALLTOALL,
+  /* phases of the hierarchical algorithms */
+  SF__T_H_BARRIER = 16, SF__T_H_BCAST, SF__T_H_REDUCE, SF__T_H_ROOT,
 };
 
 static inline int W(const sf_group *g, int i) { return g->ranks ? g->ranks[i] : i; }
@@ -69,17 +82,17 @@ static int sf__cond_sense(sf_job *job, void *arg) {
   return atomic_load_explicit(&job->ctl->bar_sense, memory_order_acquire) == *(const uint32_t *)arg;
 }
 
-/* Whole-job barrier in shared memory: one atomic add per rank instead of log2(n) rounds of
- * messages. The caller has checked that the group is every rank of the job, in order. */
+/* Whole-host barrier in shared memory: one atomic add per rank instead of log2(n) rounds of
+ * messages. The caller has checked that the group is every rank of this host, in order. */
 static int sf__shm_barrier(sf_job *job) {
   uint32_t target = job->bar_sense ^ 1u;
   job->bar_sense = target;
-  if (atomic_fetch_add(&job->ctl->bar_count, 1) == (uint32_t)job->size - 1) {
+  if (atomic_fetch_add(&job->ctl->bar_count, 1) == (uint32_t)job->nlocal - 1) {
     atomic_store(&job->ctl->bar_count, 0);
     atomic_store_explicit(&job->ctl->bar_sense, target, memory_order_release);
     atomic_thread_fence(memory_order_seq_cst); /* pairs with the sleeper's fence (see sf__block) */
-    for (int r = 0; r < job->size; r++)
-      if (r != job->rank && atomic_load_explicit(&sf__slot_of(job, r)->sleeping, memory_order_relaxed)) sf__wake(job, r);
+    for (int l = 0; l < job->nlocal; l++)
+      if (l != job->me && atomic_load_explicit(&sf__slot_of(job, l)->sleeping, memory_order_relaxed)) sf__wake_local(job, l);
     return 0;
   }
   job->wait_peer = -3;
@@ -87,27 +100,27 @@ static int sf__shm_barrier(sf_job *job) {
   return sf__block(job, sf__cond_sense, &target, "sf_barrier");
 }
 
-static int sf__whole_job(const sf_job *job, const sf_group *g) {
-  if (g->size != job->size) return 0;
-  if (g->ranks)
-    for (int i = 0; i < g->size; i++)
-      if (g->ranks[i] != i) return 0;
+/* Is the group exactly every rank of this host, in local order? */
+static int sf__whole_host(const sf_job *job, const sf_group *g) {
+  if (g->size != job->nlocal) return 0;
+  for (int i = 0; i < g->size; i++)
+    if (W(g, i) != job->local_world[i]) return 0;
   return 1;
 }
 
-/* Small collectives of the whole job through shared slots: every rank writes its slot of the
+/* Small collectives of the whole host through shared slots: every rank writes its slot of the
  * current set, one shared-memory barrier, then every rank reads what it needs. Two slot sets
  * alternate, and each use is separated by a barrier, so a slot is never rewritten while a slow
  * rank may still read it (reaching set k again takes a barrier that rank must enter first). */
-static unsigned char *sf__coll_slot(sf_job *job, uint32_t gen, int rank) {
-  return (unsigned char *)job->ctl + job->ctl->coll_off + ((size_t)(gen & 1u) * (size_t)job->size + (size_t)rank) * SF__COLL_SLOT;
+static unsigned char *sf__coll_slot(sf_job *job, uint32_t gen, int local) {
+  return (unsigned char *)job->ctl + job->ctl->coll_off + ((size_t)(gen & 1u) * (size_t)job->nlocal + (size_t)local) * SF__COLL_SLOT;
 }
 
 static const char *const sf__coll_names[] = {"?", "barrier", "bcast", "reduce", "reduce", "allreduce"};
 
 /* Post this rank's header for collective `gen`; returns its payload area. */
 static unsigned char *sf__coll_post(sf_job *job, uint32_t gen, uint32_t kind, int root, size_t len) {
-  sf__coll_hdr *h = (sf__coll_hdr *)sf__coll_slot(job, gen, job->rank);
+  sf__coll_hdr *h = (sf__coll_hdr *)sf__coll_slot(job, gen, job->me);
   h->gen = gen;
   h->kind = kind;
   h->root = root;
@@ -117,14 +130,14 @@ static unsigned char *sf__coll_post(sf_job *job, uint32_t gen, uint32_t kind, in
 
 /* After the barrier: did every member post the same collective? */
 static int sf__coll_check(sf_job *job, uint32_t gen, const sf__coll_hdr *mine) {
-  for (int r = 0; r < job->size; r++) {
-    const sf__coll_hdr *h = (const sf__coll_hdr *)sf__coll_slot(job, gen, r);
+  for (int l = 0; l < job->nlocal; l++) {
+    const sf__coll_hdr *h = (const sf__coll_hdr *)sf__coll_slot(job, gen, l);
     if (h->gen == gen && h->kind == mine->kind && h->root == mine->root && h->len == mine->len) continue;
     return sf__err(SF_EMISMATCH,
                    "%s on rank %d: rank %d called a different collective (%s, root %d, %u bytes; here %s, root %d, "
                    "%u bytes): collectives must be called in the same order on every rank",
-                   sf__label(job, "collective"), job->rank, r, h->kind < 6 ? sf__coll_names[h->kind] : "?", h->root,
-                   h->len, sf__coll_names[mine->kind], mine->root, mine->len);
+                   sf__label(job, "collective"), job->rank, job->local_world[l], h->kind < 6 ? sf__coll_names[h->kind] : "?",
+                   h->root, h->len, sf__coll_names[mine->kind], mine->root, mine->len);
   }
   return 0;
 }
@@ -140,8 +153,8 @@ static int sf__coll_meet(sf_job *job, uint32_t gen, uint32_t kind, int root, siz
   return sf__coll_check(job, gen, &mine);
 }
 
-static const unsigned char *sf__coll_data(sf_job *job, uint32_t gen, int rank) {
-  return sf__coll_slot(job, gen, rank) + sizeof(sf__coll_hdr);
+static const unsigned char *sf__coll_data(sf_job *job, uint32_t gen, int local) {
+  return sf__coll_slot(job, gen, local) + sizeof(sf__coll_hdr);
 }
 
 /* Fold the slots in rank order (lower ranks are `in`): acc = s[0] op s[1] op ... op s[last]. */
@@ -162,11 +175,161 @@ static int sf__coll_fold(sf_job *job, uint32_t gen, int last, size_t len, sf_com
   return 0;
 }
 
+
+/* ---- hierarchy ------------------------------------------------------------------------------ */
+
+/* How a group's members sit on hosts, from this member's point of view. */
+typedef struct sf__topo {
+  int nhosts;                 /* hosts with members */
+  int nnode;                  /* members on my host */
+  int me_in_node;             /* my index among them (0 = my host's leader) */
+  int node[SF_MAX_RANKS];     /* world ranks of my host's members, in group order */
+  int leaders[SF_MAX_RANKS];  /* world rank of each host's leader (its lowest group rank) */
+  int my_host_pos;            /* index of my host in leaders */
+  int contiguous;             /* every host's members form one range of group ranks */
+} sf__topo;
+
+/* Does the group span hosts with more than one member on some host (else flat is as good)? */
+static int sf__hier(const sf_job *job, const sf_group *g) {
+  int h0;
+  if (job->nremote == 0) return 0;
+  h0 = job->host_of[W(g, 0)];
+  for (int i = 1; i < g->size; i++)
+    if (job->host_of[W(g, i)] != h0) {
+      /* spans hosts: worth it when some host holds two members */
+      int seen[SF_MAX_RANKS] = {0};
+      for (int k = 0; k < g->size; k++)
+        if (seen[job->host_of[W(g, k)]]++) return 1;
+      return 0;
+    }
+  return 0;
+}
+
+/* sf__hier, and every host's members are one range of group ranks (so phases keep rank order). */
+static int sf__hier_ordered(const sf_job *job, const sf_group *g) {
+  int seen[SF_MAX_RANKS] = {0}, last = -1;
+  if (!sf__hier(job, g)) return 0;
+  for (int i = 0; i < g->size; i++) {
+    int h = job->host_of[W(g, i)];
+    if (h != last && seen[h]) return 0;
+    seen[h] = 1;
+    last = h;
+  }
+  return 1;
+}
+
+static void sf__topo_of(const sf_job *job, const sf_group *g, sf__topo *t) {
+  int leader_of_host[SF_MAX_RANKS], last_host = -1;
+  int myhost = job->host;
+  memset(leader_of_host, -1, sizeof leader_of_host);
+  t->nhosts = 0;
+  t->nnode = 0;
+  t->me_in_node = -1;
+  t->contiguous = 1;
+  for (int i = 0; i < g->size; i++) {
+    int w = W(g, i), h = job->host_of[w];
+    if (leader_of_host[h] < 0) {
+      leader_of_host[h] = t->nhosts;
+      if (h == myhost) t->my_host_pos = t->nhosts;
+      t->leaders[t->nhosts++] = w;
+    } else if (h != last_host) {
+      t->contiguous = 0; /* this host's members are split by another host's */
+    }
+    last_host = h;
+    if (h == myhost) {
+      if (i == g->rank) t->me_in_node = t->nnode;
+      t->node[t->nnode++] = w;
+    }
+  }
+}
+
+static int sf__h_barrier(sf_job *job, const sf_group *g) {
+  sf__topo t;
+  int rc;
+  sf__topo_of(job, g, &t);
+  {
+    sf_group node = {t.nnode, t.me_in_node, t.node, g->ctx};
+    sf_group lead = {t.nhosts, t.my_host_pos, t.leaders, g->ctx};
+    rc = sf_barrier(job, &node);
+    if (rc >= 0 && t.me_in_node == 0) rc = sf_barrier(job, &lead);
+    if (rc >= 0) rc = sf_barrier(job, &node);
+  }
+  return rc;
+}
+
+static int sf__h_bcast(sf_job *job, const sf_group *g, void *buf, size_t len, int root) {
+  sf__topo t;
+  int rc = 0, root_host = job->host_of[W(g, root)], root_pos = 0;
+  sf__topo_of(job, g, &t);
+  for (int k = 0; k < t.nhosts; k++)
+    if (job->host_of[t.leaders[k]] == root_host) root_pos = k;
+  {
+    sf_group node = {t.nnode, t.me_in_node, t.node, g->ctx};
+    sf_group lead = {t.nhosts, t.my_host_pos, t.leaders, g->ctx};
+    if (job->host == root_host) {
+      int root_in_node = 0;
+      for (int k = 0; k < t.nnode; k++)
+        if (t.node[k] == W(g, root)) root_in_node = k;
+      rc = sf_bcast(job, &node, buf, len, root_in_node);
+    }
+    if (rc >= 0 && t.me_in_node == 0) rc = sf_bcast(job, &lead, buf, len, root_pos);
+    if (rc >= 0 && job->host != root_host) rc = sf_bcast(job, &node, buf, len, 0);
+  }
+  return rc;
+}
+
+/* Reduce (to `root`, or to every member when root < 0) in phases; the topology must be
+ * contiguous (rank order). sbuf NULL: in place (input in rbuf). */
+static int sf__h_reduce(sf_job *job, const sf_group *g, const void *sbuf, void *rbuf, size_t len, sf_combine_fn combine,
+                        void *arg, int root) {
+  sf__topo t;
+  unsigned char *part = NULL;
+  int rc = 0;
+  const void *in = sbuf ? sbuf : rbuf;
+  sf__topo_of(job, g, &t);
+  part = malloc(len ? len : 1);
+  if (part == NULL) return sf__err(SF_ENOMEM, "out of memory for a %zu-byte reduction", len);
+  {
+    sf_group node = {t.nnode, t.me_in_node, t.node, g->ctx};
+    sf_group lead = {t.nhosts, t.my_host_pos, t.leaders, g->ctx};
+    /* 1. each host's members, in rank order, to the host's leader */
+    rc = sf_reduce(job, &node, in, part, len, combine, arg, 0);
+    if (rc < 0) goto done;
+    if (root < 0) {
+      /* 2. leaders combine their hosts' parts, 3. each leader gives the result to its host */
+      if (t.me_in_node == 0) rc = sf_allreduce(job, &lead, NULL, part, len, combine, arg);
+      if (rc >= 0) rc = sf_bcast(job, &node, part, len, 0);
+      if (rc >= 0) memcpy(rbuf, part, len);
+    } else {
+      int root_w = W(g, root), root_host = job->host_of[root_w], root_pos = 0;
+      for (int k = 0; k < t.nhosts; k++)
+        if (job->host_of[t.leaders[k]] == root_host) root_pos = k;
+      if (t.me_in_node == 0) rc = sf_reduce(job, &lead, NULL, part, len, combine, arg, root_pos);
+      if (rc < 0) goto done;
+      /* the result is at the root host's leader: hand it to the root */
+      if (job->rank == t.leaders[root_pos] && root_w != job->rank)
+        rc = sf_send(job, part, len, root_w, g->ctx, SF__T_H_ROOT, 0);
+      else if (job->rank == root_w && root_w != t.leaders[root_pos])
+        rc = sf_recv(job, rbuf, len, t.leaders[root_pos], g->ctx, SF__T_H_ROOT, NULL);
+      else if (job->rank == root_w)
+        memcpy(rbuf, part, len);
+    }
+  }
+done:
+  free(part);
+  return rc;
+}
+
 int sf_barrier(sf_job *job, const sf_group *g) {
   int rc = sf__check_group(job, g, "sf_barrier");
   if (rc < 0) return rc;
   SF__LABEL(job, "sf_barrier");
-  if (job->size > 1 && sf__whole_job(job, g)) {
+  if (sf__hier(job, g)) {
+    rc = sf__h_barrier(job, g);
+    SF__UNLABEL(job);
+    return rc;
+  }
+  if (g->size > 1 && sf__whole_host(job, g)) {
     rc = sf__coll_meet(job, job->coll_gen++, 1, 0, 0, NULL);
     SF__UNLABEL(job);
     return rc;
@@ -213,7 +376,12 @@ int sf_bcast(sf_job *job, const sf_group *g, void *buf, size_t len, int root) {
   if (root < 0 || root >= g->size) return sf__err(SF_ERANGE, "root %d out of range for a group of size %d", root, g->size);
   if (g->size == 1) return 0;
   SF__LABEL(job, "sf_bcast");
-  if (len <= SF__COLL_MAX && sf__whole_job(job, g)) {
+  if (sf__hier(job, g)) {
+    rc = sf__h_bcast(job, g, buf, len, root);
+    SF__UNLABEL(job);
+    return rc;
+  }
+  if (len <= SF__COLL_MAX && sf__whole_host(job, g)) {
     uint32_t gen = job->coll_gen++;
     rc = sf__coll_meet(job, gen, 2, root, len, g->rank == root ? buf : NULL);
     if (rc >= 0 && g->rank != root) memcpy(buf, sf__coll_data(job, gen, root), len);
@@ -278,7 +446,12 @@ int sf_reduce(sf_job *job, const sf_group *g, const void *sbuf, void *rbuf, size
     return 0;
   }
   SF__LABEL(job, "sf_reduce");
-  if (len <= SF__COLL_MAX && sf__whole_job(job, g)) {
+  if (sf__hier_ordered(job, g)) {
+    rc = sf__h_reduce(job, g, sbuf, rbuf, len, combine, arg, root);
+    SF__UNLABEL(job);
+    return rc;
+  }
+  if (len <= SF__COLL_MAX && sf__whole_host(job, g)) {
     uint32_t gen = job->coll_gen++;
     rc = sf__coll_meet(job, gen, 3, root, len, sbuf);
     if (rc >= 0 && g->rank == root) rc = sf__coll_fold(job, gen, g->size - 1, len, combine, arg, rbuf);
@@ -310,7 +483,12 @@ int sf_allreduce(sf_job *job, const sf_group *g, const void *sbuf, void *rbuf, s
   n = g->size;
   if (n == 1 || len == 0) return 0;
   SF__LABEL(job, "sf_allreduce");
-  if (len <= SF__COLL_MAX && sf__whole_job(job, g)) {
+  if (sf__hier_ordered(job, g)) {
+    rc = sf__h_reduce(job, g, NULL, rbuf, len, combine, arg, -1);
+    SF__UNLABEL(job);
+    return rc;
+  }
+  if (len <= SF__COLL_MAX && sf__whole_host(job, g)) {
     uint32_t gen = job->coll_gen++;
     rc = sf__coll_meet(job, gen, 5, -1, len, rbuf);
     if (rc >= 0) rc = sf__coll_fold(job, gen, n - 1, len, combine, arg, rbuf);

@@ -1,39 +1,35 @@
 /*
  * internal.h: private layout of the data plane (sf__ names). Not installed, not an API.
  *
- * Shared region (one mmap, MAP_SHARED|MAP_ANONYMOUS, created before the fork):
+ * A job spans hosts; each host's ranks share one region (MAP_SHARED|MAP_ANONYMOUS, made by the
+ * host's first rank before it forks the others), indexed by LOCAL rank (0..nlocal-1):
  *
- *   sf__ctl            magic "SFDP", version, size, ring geometry, abort word
- *   sf__slot[size]     one 64-byte line per rank: doorbell futex word, sleeping flag, pid, state
- *   ring[src][dst]     at ctl->ring_off + (src*size+dst) * ctl->ring_stride:
- *                        sf__ring_hdr (head line, tail line) then ring_bytes of data
+ *   sf__ctl              magic "SFDP", version, geometry, the host's abort word, the
+ *                        whole-host barrier
+ *   sf__slot[nlocal]     one 64-byte line per local rank: doorbell, sleeping mode, pid, state,
+ *                        failure-reported flag, wait status of a death
+ *   coll[2][nlocal]      SF__COLL_SLOT bytes per local rank: small whole-host collectives
+ *   ring[src][dst]       nlocal * nlocal rings of sf__ring_hdr + ring_bytes: frames (frame.h)
  *
- * Frame (32 bytes, 32-byte aligned in the ring so a header never wraps; the payload may):
- *
- *   0  u16 magic 0x5346 ("SF")   2 u8 version   3 u8 type
- *   4  i32 source                8 i32 destination
- *   12 u32 context               16 i32 tag     20 u32 payload length (bytes after the header)
- *   24 u64 aux (request id for rendezvous control frames)
- *
- * The payload length is checked against the ring capacity and the type's fixed sizes before
- * anything is read; a frame that fails a check breaks that ring (SF_EPROTO) and is reported.
+ * Every process holds a private sf_job with the world → (host, local rank) map, one link per
+ * world rank (link.h), and its matching queues.
  */
 #ifndef SF_DATAPLANE_INTERNAL_H
 #define SF_DATAPLANE_INTERNAL_H
 
 #include "sf_dataplane.h"
+#include "frame.h"
+#include "link.h"
 
-#include <stdatomic.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 
 #define SF__MAGIC 0x53464450u /* "SFDP" */
-#define SF__FRAME_MAGIC 0x5346
-#define SF__FRAME_VERSION 1
-#define SF__FRAME_ALIGN 32
-#define SF__COLL_SLOT 512 /* one rank's slot: sf__coll_hdr, then the payload */
-#define SF__COLL_MAX (SF__COLL_SLOT - 16) /* payloads up to this size take the shared-memory path */
+#define SF__FRAME_ALIGN 32    /* frames in a ring start 32-aligned, so a header never wraps */
+#define SF__COLL_SLOT 512     /* one rank's slot: sf__coll_hdr, then the payload */
+#define SF__COLL_MAX (SF__COLL_SLOT - 16)
 
-/* What a rank posts in its slot, so members can see they called the same collective. */
+/* What a rank posts in its collective slot, so members see they called the same collective. */
 typedef struct sf__coll_hdr {
   uint32_t gen;
   uint32_t kind;
@@ -41,63 +37,44 @@ typedef struct sf__coll_hdr {
   uint32_t len;
 } sf__coll_hdr;
 
-enum {
-  SF__F_EAGER = 1, /* payload = the message */
-  SF__F_RTS = 2,   /* payload = sf__rts: a rendezvous message is ready at the sender */
-  SF__F_FIN = 3,   /* aux = sender's request id: the receiver has copied it */
-  SF__F_CTS = 4,   /* aux = sender's request id, payload = u64 receiver's id: stream it */
-  SF__F_DATA = 5,  /* aux = receiver's request id, payload = next chunk of a streamed message */
-};
+/* Local rank states, written by the rank itself (RUNNING, FINISHED) or by its parent's watcher
+ * (DEAD, with the wait status). */
+enum { SF__RANK_NONE = 0, SF__RANK_RUNNING = 1, SF__RANK_FINISHED = 2, SF__RANK_DEAD = 3 };
 
-typedef struct sf__frame {
-  uint16_t magic;
-  uint8_t version;
-  uint8_t type;
-  int32_t src;
-  int32_t dst;
-  uint32_t ctx;
-  int32_t tag;
-  uint32_t len;
-  uint64_t aux;
-} sf__frame;
-
-typedef struct sf__rts {
-  uint64_t id;   /* sender's request id */
-  uint64_t addr; /* address of the data in the sender */
-  uint64_t size; /* message size in bytes */
-} sf__rts;
-
-enum { SF__RANK_NONE = 0, SF__RANK_RUNNING = 1, SF__RANK_FINISHED = 2 };
+/* Sleeping modes of a rank, read by whoever wants to wake it. */
+enum { SF__AWAKE = 0, SF__SLEEP_FUTEX = 1, SF__SLEEP_EVENT = 2 };
 
 typedef struct sf__slot {
   _Atomic uint32_t bell;     /* futex word: bumped by whoever wakes this rank */
-  _Atomic uint32_t sleeping; /* 1 while the rank is (about to be) in FUTEX_WAIT */
+  _Atomic uint32_t sleeping; /* SF__AWAKE / SF__SLEEP_FUTEX / SF__SLEEP_EVENT (eventfd) */
   _Atomic int32_t pid;
   _Atomic uint32_t state;
   _Atomic uint32_t fail_reported;
-  char pad[64 - 5 * 4];
+  _Atomic int32_t wstatus;   /* DEAD: wait(2) status, -1 unknown */
+  char pad[64 - 6 * 4];
 } sf__slot;
 
 typedef struct sf__ctl {
   uint32_t magic;
   uint32_t version;
-  int32_t size;
-  uint32_t pad0;
+  int32_t nlocal;
+  int32_t world;
   uint64_t ring_bytes;
   uint64_t ring_stride;
   uint64_t ring_off;
   uint64_t region_bytes;
-  uint64_t coll_off;    /* 2 x size slots of SF__COLL_SLOT bytes for small whole-job collectives */
-  _Atomic int32_t abort_rank; /* -1: not aborted */
+  uint64_t coll_off;
+  /* The host's copy of the job's abort word (ABORT frames carry it to other hosts). */
+  _Atomic int32_t abort_rank; /* world rank; -1: not aborted */
   _Atomic int32_t abort_code;
   _Atomic uint32_t abort_ready; /* cause written */
-  char abort_cause[244];
-  /* Barrier of the whole job (any group holding every rank in order): a sense-reversing
-   * counter; the last rank to arrive flips the sense and rings the sleepers' doorbells. */
+  char abort_cause[SF__ABORT_CAUSE_MAX + 4];
+  /* Barrier of all local ranks: a sense-reversing counter; the last rank to arrive flips the
+   * sense and rings the sleepers. */
   _Alignas(64) _Atomic uint32_t bar_count;
   _Atomic uint32_t bar_sense;
   char pad1[56];
-  _Alignas(64) sf__slot slots[]; /* size entries, one cache line each */
+  _Alignas(64) sf__slot slots[]; /* nlocal entries */
 } sf__ctl;
 
 typedef struct sf__ring_hdr {
@@ -111,21 +88,16 @@ typedef struct sf__ring_hdr {
 enum { SF__REQ_SEND = 1, SF__REQ_RECV = 2 };
 enum {
   SF__P_NONE = 0,
-  SF__P_QUEUED,   /* send: waiting in outq[dst] to write its eager/RTS frame */
-  SF__P_WAITFIN,  /* send: RTS written, waiting for FIN or CTS */
-  SF__P_STREAM,   /* send: in outq[dst], streaming DATA frames */
-  SF__P_POSTED,   /* recv: in the posted queue */
-  SF__P_PIPE,     /* recv: matched, receiving DATA frames */
+  SF__P_QUEUED,  /* send: waiting in its link's outq to write its eager/RTS frame */
+  SF__P_WAITFIN, /* send: RTS written, waiting for FIN or CTS */
+  SF__P_STREAM,  /* send: in its link's outq, streaming DATA frames */
+  SF__P_POSTED,  /* recv: in the posted queue */
+  SF__P_PIPE,    /* recv: matched, receiving DATA frames */
   SF__P_DONE,
 };
 
-/* A queued outgoing item: a send request, or a small control frame of the receiver. */
-typedef struct sf__out {
-  struct sf__out *next;
-  struct sf_req *req; /* NULL: control frame below */
-  sf__frame f;
-  uint64_t payload;
-} sf__out;
+/* Receive flavours. */
+#define SF__RECV_ALLOC 1u /* the buffer is allocated at match (sf_irecv_alloc) */
 
 /* An unexpected message (arrived before its receive was posted). */
 typedef struct sf__unexp {
@@ -133,7 +105,9 @@ typedef struct sf__unexp {
   int src;
   uint32_t ctx;
   int tag;
-  int rdv;        /* 1: RTS (data still at the sender) */
+  uint32_t dtype;
+  uint32_t id; /* rendezvous: the sender's request id */
+  int rdv;     /* 1: RTS (data still at the sender) */
   size_t size;
   sf__rts rts;
   unsigned char *data; /* eager copy (malloc) */
@@ -153,72 +127,103 @@ struct sf_req {
   int src;
   uint32_t ctx;
   int tag;
+  int32_t expect; /* typed receive: the dtype it accepts, or SF_ANY_DTYPE */
+  unsigned flags; /* SF__RECV_ALLOC */
   size_t got;
+  uint32_t my_id; /* receive: id given to the sender in CTS */
   /* send */
   const void *sbuf;
   size_t len;
   int dst;
   int sync;
-  uint64_t id;
-  size_t sent; /* streaming offset */
-  uint64_t rid; /* receiver's request id while streaming */
-  uint64_t my_id; /* receive: id given to the sender in CTS */
+  uint32_t dtype;
+  uint32_t id;
+  size_t sent;  /* streaming offset */
+  uint32_t rid; /* receiver's request id while streaming */
 };
 
 struct sf_job {
+  /* World and placement. */
+  int size;        /* world ranks */
+  int rank;        /* this process's world rank; -1 until attached */
+  int host;        /* this host's id */
+  int *host_of;    /* per world rank */
+  int *local_of;   /* per world rank: local rank on its host */
+  int nlocal;      /* ranks on this host */
+  int *local_world; /* per local rank: its world rank */
+  int me;          /* this process's local rank; -1 until attached */
+
+  /* This host's shared region. */
   sf__ctl *ctl;
   size_t region_bytes;
-  int size;
-  int rank; /* -1 until attached */
   size_t ring_bytes;
+  int *evfd;       /* per local rank: the eventfd that wakes it in SF__SLEEP_EVENT mode */
+
+  /* Links, per world rank (NULL until made: at attach for local peers, by
+   * sf_job_add_link_fd for remote ones). */
+  sf__link **links;
+  int nremote;     /* TCP links */
+  int epfd;        /* epoll set of this process: its eventfd + TCP sockets; -1 until needed */
+  int armed;       /* sf_job_arm_wakeup: peers ring the eventfd even while this rank runs */
+
+  /* Options. */
   size_t eager_limit;
   int timeout_ms;
   int spin_us;
   int cma;
   size_t cma_min;
+
+  /* Waiting and messages. */
   const char *label;
-  int wait_peer;   /* rank the current wait depends on (-1 any, -2 several) */
+  int wait_peer;   /* rank the current wait depends on (-1 any, -2 several, -3 host barrier) */
   int wait_tag;
-  int *pidfd;      /* per rank, -1 until opened */
-  unsigned char *dead; /* per rank: death noticed */
-  unsigned char *broken; /* per source ring: malformed frame seen */
-  uint64_t *out_tail_cache; /* per dst: last seen tail of ring[me][dst] */
-  sf__out **outq_head;      /* per dst FIFO of queued outgoing items */
-  sf__out **outq_tail;
-  int outq_count;
+  int outq_count;  /* items queued on every link */
   struct sf_req *posted_head, *posted_tail;
   sf__unexp *unexp_head, *unexp_tail;
   struct sf_req *waitfin; /* sends waiting for FIN/CTS */
   struct sf_req *pipes;   /* receives waiting for DATA */
   struct sf_req *freelist;
-  uint64_t next_id;
-  int proto_err; /* sticky SF_EPROTO once a ring broke */
-  uint32_t bar_sense; /* this rank's sense of the whole-job barrier */
-  uint32_t coll_gen;  /* small whole-job collectives done: picks the slot set (gen & 1) */
-  sf_progress_hook_fn hook; /* sf_job_set_progress_hook */
+  uint32_t next_id;
+  int proto_err;     /* a link broke on a malformed frame */
+  uint32_t bar_sense; /* this rank's sense of the whole-host barrier */
+  uint32_t coll_gen;  /* small whole-host collectives done: picks the slot set (gen & 1) */
+  sf_progress_hook_fn hook;
   void *hook_arg;
-  int in_hook;        /* the hook is running: a nested sf_progress does not call it again */
+  int in_hook;
 };
 
-/* Error helpers (job.c). sf__err sets the thread's message and returns code. */
+/* Errors (errors.c). sf__err sets the thread's message and returns code. */
 int sf__err(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int sf__errno(const char *what); /* SF_ESYS with "what: strerror(errno)" */
 
-/* Rings (p2p.c). */
-static inline sf__ring_hdr *sf__ring(const sf_job *job, int src, int dst) {
+/* The region (job.c). */
+static inline sf__slot *sf__slot_of(const sf_job *job, int local) { return &job->ctl->slots[local]; }
+static inline sf__ring_hdr *sf__ring(const sf_job *job, int src_local, int dst_local) {
   return (sf__ring_hdr *)((char *)job->ctl + job->ctl->ring_off +
-                          ((size_t)src * (size_t)job->size + (size_t)dst) * job->ctl->ring_stride);
+                          ((size_t)src_local * (size_t)job->nlocal + (size_t)dst_local) * job->ctl->ring_stride);
 }
-static inline sf__slot *sf__slot_of(const sf_job *job, int rank) { return &job->ctl->slots[rank]; }
+static inline int sf__is_local(const sf_job *job, int world) { return job->host_of[world] == job->host; }
 
+/* Wakes local rank `local` if it sleeps / a rank of this host by its world rank (wait.c). */
+void sf__wake_local(sf_job *job, int local);
 void sf__wake(sf_job *job, int rank);
-int sf__check_health(sf_job *job, const char *why); /* abort word and peer deaths */
+/* Records an abort (from this rank, or an ABORT frame): first one wins; wakes local ranks. */
+void sf__note_abort(sf_job *job, int rank, int code, const char *cause);
+
+/* Protocol core (core.c). */
+int sf__put_ctl(sf_job *job, sf__link *l, uint8_t type, uint32_t aux, const void *payload, size_t n);
+void sf__push_out(sf_job *job);
+void sf__req_release(sf_job *job, struct sf_req *req);
 int sf__wait_req(sf_job *job, struct sf_req *req, sf_status *st);
-/* Block (spin, then sleep on this rank's doorbell, checking health and the timeout every tick)
- * until cond() returns non-zero: returns 0, or cond's negative code, or the wait's failure. */
+
+/* Waiting (wait.c): block (spin, then sleep on this rank's doorbell, checking health and the
+ * timeout every tick) until cond() returns non-zero: returns 0, cond's negative code, or the
+ * wait's failure. */
 typedef int (*sf__cond_fn)(sf_job *job, void *arg);
 int sf__block(sf_job *job, sf__cond_fn cond, void *arg, const char *dflt_label);
-void sf__req_release(sf_job *job, struct sf_req *req);
+int sf__check_health(sf_job *job, const char *why, int deep);
+void sf__events_poll(sf_job *job); /* readiness of the links' sockets, without waiting */
 const char *sf__label(const sf_job *job, const char *dflt);
+int sf__epoll_add(sf_job *job, int fd, uint64_t data);
 
 #endif

@@ -1,5 +1,6 @@
 /*
- * job.c: the shared region, fork/attach, abort word, peer deaths, errors, control messages.
+ * job.c: a job's placement (world rank -> host, local rank), the host's shared region,
+ * attach/destroy, the abort word, deaths reported by parents, failure-report flags.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -9,64 +10,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
-#include <linux/futex.h>
-
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-
-/* The last failure's message, per thread: the data plane keeps no process-global state. */
-static _Thread_local char sf__errbuf[512];
-
-const char *sf_last_error(void) { return sf__errbuf; }
-
-int sf__err(int code, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(sf__errbuf, sizeof sf__errbuf, fmt, ap);
-  va_end(ap);
-  return code;
-}
-
-int sf__errno(const char *what) {
-  int e = errno;
-  return sf__err(SF_ESYS, "%s: %s", what, strerror(e));
-}
-
-const char *sf_error_name(int code) {
-  switch (code) {
-  case SF_OK: return "SF_OK";
-  case SF_EINVAL: return "SF_EINVAL";
-  case SF_ENOMEM: return "SF_ENOMEM";
-  case SF_ESYS: return "SF_ESYS";
-  case SF_ETIMEDOUT: return "SF_ETIMEDOUT";
-  case SF_EPEERDIED: return "SF_EPEERDIED";
-  case SF_EABORTED: return "SF_EABORTED";
-  case SF_ETRUNCATE: return "SF_ETRUNCATE";
-  case SF_EPROTO: return "SF_EPROTO";
-  case SF_ERANGE: return "SF_ERANGE";
-  case SF_ESTATE: return "SF_ESTATE";
-  case SF_EMISMATCH: return "SF_EMISMATCH";
-  default: return "SF_E?";
-  }
-}
-
-double sf_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static long sf__env_long(const char *name, long dflt) {
   const char *v = getenv(name);
@@ -79,9 +31,23 @@ static long sf__env_long(const char *name, long dflt) {
   return x;
 }
 
+static void sf__job_free(sf_job *job) {
+  if (job == NULL) return;
+  if (job->evfd)
+    for (int i = 0; i < job->nlocal; i++)
+      if (job->evfd[i] >= 0) close(job->evfd[i]);
+  if (job->ctl) munmap(job->ctl, job->region_bytes);
+  free(job->evfd);
+  free(job->host_of);
+  free(job->local_of);
+  free(job->local_world);
+  free(job->links);
+  free(job);
+}
+
 int sf_job_create(sf_job **out, const sf_job_options *opts) {
   sf_job *job = NULL;
-  void *region = MAP_FAILED;
+  void *region;
   size_t n, ring, stride, ctl_bytes, coll_off, total;
   long ncpu, t;
   int rc;
@@ -90,18 +56,50 @@ int sf_job_create(sf_job **out, const sf_job_options *opts) {
   *out = NULL;
   if (opts->size < 1 || opts->size > SF_MAX_RANKS)
     return sf__err(SF_ERANGE, "size %d out of range 1..%d", opts->size, SF_MAX_RANKS);
-  n = (size_t)opts->size;
+
+  job = calloc(1, sizeof *job);
+  if (job == NULL) return sf__err(SF_ENOMEM, "sf_job_create: out of memory");
+  job->size = opts->size;
+  job->rank = -1;
+  job->me = -1;
+  job->epfd = -1;
+  job->host = opts->host_of ? opts->host : 0;
+  job->host_of = calloc((size_t)job->size, sizeof *job->host_of);
+  job->local_of = calloc((size_t)job->size, sizeof *job->local_of);
+  job->local_world = calloc((size_t)job->size, sizeof *job->local_world);
+  job->links = calloc((size_t)job->size, sizeof *job->links);
+  if (!job->host_of || !job->local_of || !job->local_world || !job->links) {
+    rc = sf__err(SF_ENOMEM, "sf_job_create: out of memory");
+    goto fail;
+  }
+  {
+    /* Local ranks are numbered in world order on each host. */
+    int count[SF_MAX_RANKS] = {0};
+    for (int r = 0; r < job->size; r++) {
+      int h = opts->host_of ? opts->host_of[r] : 0;
+      if (h < 0 || h >= SF_MAX_RANKS) {
+        rc = sf__err(SF_ERANGE, "sf_job_create: rank %d has host id %d, out of range 0..%d", r, h, SF_MAX_RANKS - 1);
+        goto fail;
+      }
+      job->host_of[r] = h;
+      job->local_of[r] = count[h]++;
+      if (h == job->host) job->local_world[job->local_of[r]] = r;
+    }
+    job->nlocal = count[job->host];
+    if (job->nlocal == 0) {
+      rc = sf__err(SF_EINVAL, "sf_job_create: no rank of the job is on host %d", job->host);
+      goto fail;
+    }
+  }
+  n = (size_t)job->nlocal;
 
   ring = opts->ring_bytes;
   if (ring == 0) ring = (size_t)sf__env_long("SFMPI_RING_BYTES", 0);
   if (ring == 0) ring = n <= 4 ? (1u << 20) : n <= 16 ? (256u << 10) : (128u << 10);
-  if (ring < 4096 || (ring & (ring - 1)) != 0 || ring > (1u << 30))
-    return sf__err(SF_EINVAL, "ring_bytes %zu must be a power of two in 4096..2^30", ring);
-
-  job = calloc(1, sizeof *job);
-  if (job == NULL) return sf__err(SF_ENOMEM, "sf_job_create: out of memory");
-  job->size = (int)n;
-  job->rank = -1;
+  if (ring < 4096 || (ring & (ring - 1)) != 0 || ring > (1u << 30)) {
+    rc = sf__err(SF_EINVAL, "ring_bytes %zu must be a power of two in 4096..2^30", ring);
+    goto fail;
+  }
   job->ring_bytes = ring;
   job->eager_limit = opts->eager_limit ? opts->eager_limit : 64u << 10;
   if (job->eager_limit > ring / 4) job->eager_limit = ring / 4;
@@ -109,7 +107,7 @@ int sf_job_create(sf_job **out, const sf_job_options *opts) {
   t = opts->wait_timeout_ms;
   if (t == 0) {
     t = sf__env_long("SFMPI_TIMEOUT_MS", 0);
-    if (t <= 0) t = sf__env_long("SFMPI_WAIT_TIMEOUT_MS", 60000);
+    if (t <= 0) t = sf__env_long("SFMPI_WAIT_TIMEOUT_MS", SF_WAIT_TIMEOUT_DEFAULT_MS);
   }
   job->timeout_ms = t > INT_MAX ? INT_MAX : (int)t;
 
@@ -134,18 +132,21 @@ int sf_job_create(sf_job **out, const sf_job_options *opts) {
     job->cma_min = m < 0 ? 0 : (size_t)m;
   }
 
-  job->pidfd = malloc(n * sizeof *job->pidfd);
-  job->dead = calloc(n, 1);
-  job->broken = calloc(n, 1);
-  job->out_tail_cache = calloc(n, sizeof *job->out_tail_cache);
-  job->outq_head = calloc(n, sizeof *job->outq_head);
-  job->outq_tail = calloc(n, sizeof *job->outq_tail);
-  if (!job->pidfd || !job->dead || !job->broken || !job->out_tail_cache || !job->outq_head ||
-      !job->outq_tail) {
+  /* Eventfds of every local rank, made before the fork so that every local rank can ring every
+   * other when it sleeps in epoll (SF__SLEEP_EVENT). */
+  job->evfd = malloc(n * sizeof *job->evfd);
+  if (job->evfd == NULL) {
     rc = sf__err(SF_ENOMEM, "sf_job_create: out of memory");
     goto fail;
   }
-  for (size_t i = 0; i < n; i++) job->pidfd[i] = -1;
+  for (size_t i = 0; i < n; i++) job->evfd[i] = -1;
+  for (size_t i = 0; i < n; i++) {
+    job->evfd[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (job->evfd[i] < 0) {
+      rc = sf__errno("eventfd for a rank's doorbell");
+      goto fail;
+    }
+  }
 
   stride = sizeof(sf__ring_hdr) + ring;
   ctl_bytes = sizeof(sf__ctl) + n * sizeof(sf__slot);
@@ -163,49 +164,70 @@ int sf_job_create(sf_job **out, const sf_job_options *opts) {
   job->region_bytes = total;
   job->ctl->magic = SF__MAGIC;
   job->ctl->version = SF_DATAPLANE_VERSION;
-  job->ctl->size = (int32_t)n;
+  job->ctl->nlocal = (int32_t)n;
+  job->ctl->world = job->size;
   job->ctl->ring_bytes = ring;
   job->ctl->ring_stride = stride;
   job->ctl->ring_off = ctl_bytes;
   job->ctl->coll_off = coll_off;
   job->ctl->region_bytes = total;
   atomic_store(&job->ctl->abort_rank, -1);
+  for (size_t i = 0; i < n; i++) atomic_store(&job->ctl->slots[i].wstatus, -1);
   job->ctl->slots[0].pid = (int32_t)getpid();
-  job->label = NULL;
   job->next_id = 1;
   *out = job;
   return 0;
 
 fail:
-  if (region != MAP_FAILED) munmap(region, total);
-  free(job->pidfd);
-  free(job->dead);
-  free(job->broken);
-  free(job->out_tail_cache);
-  free(job->outq_head);
-  free(job->outq_tail);
-  free(job);
+  sf__job_free(job);
   return rc;
 }
 
+static int sf__check_rank(const sf_job *job, int rank, const char *fn) {
+  if (job == NULL) return sf__err(SF_EINVAL, "%s: job is NULL", fn);
+  if (rank < 0 || rank >= job->size) return sf__err(SF_ERANGE, "rank %d out of range for a job of size %d", rank, job->size);
+  return 0;
+}
+
 int sf_job_set_pid(sf_job *job, int rank, pid_t pid) {
-  if (job == NULL) return sf__err(SF_EINVAL, "sf_job_set_pid: job is NULL");
-  if (rank < 0 || rank >= job->size)
-    return sf__err(SF_ERANGE, "rank %d out of range for a job of size %d", rank, job->size);
-  atomic_store(&job->ctl->slots[rank].pid, (int32_t)pid);
+  int rc = sf__check_rank(job, rank, "sf_job_set_pid");
+  if (rc < 0) return rc;
+  if (!sf__is_local(job, rank)) return sf__err(SF_EINVAL, "sf_job_set_pid: rank %d is on host %d, not this host", rank, job->host_of[rank]);
+  atomic_store(&sf__slot_of(job, job->local_of[rank])->pid, (int32_t)pid);
   return 0;
 }
 
 int sf_job_attach(sf_job *job, int rank) {
-  if (job == NULL) return sf__err(SF_EINVAL, "sf_job_attach: job is NULL");
+  int rc = sf__check_rank(job, rank, "sf_job_attach");
+  if (rc < 0) return rc;
   if (job->rank >= 0) return sf__err(SF_ESTATE, "sf_job_attach: already attached as rank %d", job->rank);
-  if (rank < 0 || rank >= job->size)
-    return sf__err(SF_ERANGE, "rank %d out of range for a job of size %d", rank, job->size);
+  if (!sf__is_local(job, rank))
+    return sf__err(SF_EINVAL, "sf_job_attach: rank %d is on host %d, this region is host %d's", rank, job->host_of[rank], job->host);
   if (job->ctl->magic != SF__MAGIC || job->ctl->version != SF_DATAPLANE_VERSION)
     return sf__err(SF_EPROTO, "sf_job_attach: bad region magic/version");
   job->rank = rank;
-  atomic_store(&job->ctl->slots[rank].pid, (int32_t)getpid());
-  atomic_store(&job->ctl->slots[rank].state, SF__RANK_RUNNING);
+  job->me = job->local_of[rank];
+  for (int l = 0; l < job->nlocal; l++) {
+    int w = job->local_world[l];
+    job->links[w] = sf__shm_link_new(job, w);
+    if (job->links[w] == NULL) return sf__err(SF_ENOMEM, "sf_job_attach: out of memory for the links");
+  }
+  atomic_store(&sf__slot_of(job, job->me)->pid, (int32_t)getpid());
+  atomic_store(&sf__slot_of(job, job->me)->state, SF__RANK_RUNNING);
+  return 0;
+}
+
+int sf_job_add_link_fd(sf_job *job, int peer, int fd) {
+  int rc = sf__check_rank(job, peer, "sf_job_add_link_fd");
+  sf__link *l;
+  if (rc < 0) return rc;
+  if (job->rank < 0) return sf__err(SF_ESTATE, "sf_job_add_link_fd: attach first");
+  if (sf__is_local(job, peer)) return sf__err(SF_EINVAL, "sf_job_add_link_fd: rank %d is on this host", peer);
+  if (job->links[peer] != NULL) return sf__err(SF_ESTATE, "sf_job_add_link_fd: rank %d has a link already", peer);
+  l = sf__tcp_link_new(job, peer, fd);
+  if (l == NULL) return -1; /* message set by the constructor */
+  job->links[peer] = l;
+  job->nremote++;
   return 0;
 }
 
@@ -216,7 +238,7 @@ int sf_job_fork(sf_job *job) {
   if (job == NULL) return sf__err(SF_EINVAL, "sf_job_fork: job is NULL");
   if (job->rank >= 0) return sf__err(SF_ESTATE, "sf_job_fork: already attached");
   fflush(NULL); /* nothing buffered may be printed twice */
-  for (r = 1; r < job->size; r++) {
+  for (r = 1; r < job->nlocal; r++) {
     pid = fork();
     if (pid < 0) {
       rc = sf__errno("fork");
@@ -226,20 +248,20 @@ int sf_job_fork(sf_job *job) {
       /* A clone must not outlive its origin: die with it, and close the race where the origin
        * died before prctl took effect. */
       if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != origin) _exit(127);
-      rc = sf_job_attach(job, r);
+      rc = sf_job_attach(job, job->local_world[r]);
       if (rc < 0) _exit(127);
-      return r;
+      return job->local_world[r];
     }
-    sf_job_set_pid(job, r, pid);
+    atomic_store(&sf__slot_of(job, r)->pid, (int32_t)pid);
   }
-  rc = sf_job_attach(job, 0);
+  rc = sf_job_attach(job, job->local_world[0]);
   if (rc < 0) goto fail;
-  return 0;
+  return job->local_world[0];
 
 fail:
   /* Leave no clone behind: kill and reap those already forked. */
-  for (int k = 1; k < r && k < job->size; k++) {
-    pid_t p = (pid_t)atomic_load(&job->ctl->slots[k].pid);
+  for (int k = 1; k < r && k < job->nlocal; k++) {
+    pid_t p = (pid_t)atomic_load(&sf__slot_of(job, k)->pid);
     if (p > 0) {
       kill(p, SIGKILL); /* ESRCH: already gone, reaped below either way */
       while (waitpid(p, NULL, 0) < 0 && errno == EINTR) {}
@@ -252,8 +274,6 @@ void sf_job_destroy(sf_job *job) {
   sf__unexp *u, *un;
   struct sf_req *q, *qn;
   if (job == NULL) return;
-  for (int i = 0; i < job->size; i++)
-    if (job->pidfd[i] >= 0) close(job->pidfd[i]);
   for (u = job->unexp_head; u; u = un) {
     un = u->next;
     free(u->data);
@@ -263,72 +283,117 @@ void sf_job_destroy(sf_job *job) {
     qn = q->next;
     free(q);
   }
-  /* Pending requests belong to the caller; queued control frames are ours. */
-  for (int i = 0; i < job->size; i++) {
+  for (int r = 0; r < job->size; r++) {
+    sf__link *l = job->links[r];
     sf__out *o, *on;
-    for (o = job->outq_head[i]; o; o = on) {
+    if (l == NULL) continue;
+    /* Pending requests belong to the caller; queued control frames are ours. */
+    for (o = l->outq_head; o; o = on) {
       on = o->next;
       if (o->req == NULL) free(o);
     }
+    l->ops->close(l);
   }
-  munmap(job->ctl, job->region_bytes);
-  free(job->pidfd);
-  free(job->dead);
-  free(job->broken);
-  free(job->out_tail_cache);
-  free(job->outq_head);
-  free(job->outq_tail);
-  free(job);
+  if (job->epfd >= 0) close(job->epfd);
+  sf__job_free(job);
 }
 
 int sf_job_rank(const sf_job *job) { return job ? job->rank : -1; }
 int sf_job_size(const sf_job *job) { return job ? job->size : 0; }
+int sf_job_host(const sf_job *job) { return job ? job->host : -1; }
+int sf_job_local_count(const sf_job *job) { return job ? job->nlocal : 0; }
+
+int sf_job_host_of(const sf_job *job, int rank) {
+  if (job == NULL || rank < 0 || rank >= job->size) return -1;
+  return job->host_of[rank];
+}
+
+int sf_job_local_world(const sf_job *job, int local) {
+  if (job == NULL || local < 0 || local >= job->nlocal) return -1;
+  return job->local_world[local];
+}
+
 pid_t sf_job_pid(const sf_job *job, int rank) {
-  if (job == NULL || rank < 0 || rank >= job->size) return 0;
-  return (pid_t)atomic_load(&job->ctl->slots[rank].pid);
+  if (job == NULL || rank < 0 || rank >= job->size || !sf__is_local(job, rank)) return 0;
+  return (pid_t)atomic_load(&sf__slot_of(job, job->local_of[rank])->pid);
 }
 
 int sf_job_mark_finished(sf_job *job) {
   if (job == NULL || job->rank < 0) return sf__err(SF_ESTATE, "sf_job_mark_finished: not attached");
-  atomic_store(&job->ctl->slots[job->rank].state, SF__RANK_FINISHED);
+  atomic_store(&sf__slot_of(job, job->me)->state, SF__RANK_FINISHED);
+  /* Remote peers learn it from a BYE frame: after it, a closed connection is no alarm. */
+  for (int r = 0; r < job->size; r++) {
+    sf__link *l = job->links[r];
+    if (l && !sf__is_local(job, r) && l->state == SF__LINK_UP) sf__put_ctl(job, l, SF__F_BYE, 0, NULL, 0);
+  }
+  sf__push_out(job);
   return 0;
 }
 
 void sf_job_mark_fail_reported(sf_job *job, int rank) {
-  if (job && rank >= 0 && rank < job->size) atomic_store(&job->ctl->slots[rank].fail_reported, 1);
+  if (job && rank >= 0 && rank < job->size && sf__is_local(job, rank))
+    atomic_store(&sf__slot_of(job, job->local_of[rank])->fail_reported, 1);
 }
 
 int sf_job_fail_reported(const sf_job *job, int rank) {
-  if (job == NULL || rank < 0 || rank >= job->size) return 0;
-  return (int)atomic_load(&job->ctl->slots[rank].fail_reported);
+  if (job == NULL || rank < 0 || rank >= job->size || !sf__is_local(job, rank)) return 0;
+  return (int)atomic_load(&sf__slot_of(job, job->local_of[rank])->fail_reported);
 }
 
 int sf_job_claim_fail_report(sf_job *job, int rank) {
   if (job == NULL || rank < 0 || rank >= job->size) return 0;
-  return atomic_exchange(&job->ctl->slots[rank].fail_reported, 1) == 0;
+  /* A rank of another host is reported by its own host: its claim is made there. */
+  if (!sf__is_local(job, rank)) return 1;
+  return atomic_exchange(&sf__slot_of(job, job->local_of[rank])->fail_reported, 1) == 0;
 }
 
-static long sf__futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *ts) {
-  return syscall(SYS_futex, (uint32_t *)addr, op, val, ts, NULL, 0);
+void sf_job_note_death(sf_job *job, int rank, int wstatus) {
+  sf__slot *s;
+  if (job == NULL || rank < 0 || rank >= job->size || !sf__is_local(job, rank)) return;
+  s = sf__slot_of(job, job->local_of[rank]);
+  atomic_store(&s->wstatus, wstatus);
+  /* A rank that finished and then exited is not a death; one that exited normally before
+   * finishing, or died by a signal, is. */
+  {
+    uint32_t st = atomic_load(&s->state);
+    if (st != SF__RANK_FINISHED) atomic_store(&s->state, SF__RANK_DEAD);
+  }
+  for (int l = 0; l < job->nlocal; l++)
+    if (l != job->me) sf__wake_local(job, l);
 }
 
-void sf__wake(sf_job *job, int rank) {
-  sf__slot *s = sf__slot_of(job, rank);
-  atomic_fetch_add(&s->bell, 1);
-  /* Cannot fail on a valid shared word; a waiter that missed it wakes at its next tick. */
-  sf__futex(&s->bell, FUTEX_WAKE, INT_MAX, NULL);
-}
+/* ---- abort ---------------------------------------------------------------------------------- */
 
-void sf_job_abort(sf_job *job, int code, const char *cause) {
+void sf__note_abort(sf_job *job, int rank, int code, const char *cause) {
   int32_t expected = -1;
-  if (job == NULL) return;
-  if (atomic_compare_exchange_strong(&job->ctl->abort_rank, &expected, job->rank < 0 ? 0 : job->rank)) {
+  if (atomic_compare_exchange_strong(&job->ctl->abort_rank, &expected, rank)) {
     atomic_store(&job->ctl->abort_code, code);
     snprintf(job->ctl->abort_cause, sizeof job->ctl->abort_cause, "%s", cause ? cause : "aborted");
     atomic_store(&job->ctl->abort_ready, 1);
   }
-  for (int r = 0; r < job->size; r++)
-    if (r != job->rank) sf__wake(job, r);
+  for (int l = 0; l < job->nlocal; l++)
+    if (l != job->me) sf__wake_local(job, l);
+}
+
+void sf_job_abort(sf_job *job, int code, const char *cause) {
+  unsigned char p[4 + SF__ABORT_CAUSE_MAX];
+  size_t n;
+  int32_t c = code;
+  if (job == NULL) return;
+  sf__note_abort(job, job->rank < 0 ? 0 : job->rank, code, cause);
+  if (job->rank < 0) return;
+  /* Other hosts learn it from an ABORT frame to every remote rank (best effort: a full or
+   * broken link is skipped, the job is ending either way). */
+  if (cause == NULL) cause = "aborted";
+  n = strlen(cause);
+  if (n > SF__ABORT_CAUSE_MAX) n = SF__ABORT_CAUSE_MAX;
+  memcpy(p, &c, 4);
+  memcpy(p + 4, cause, n);
+  for (int r = 0; r < job->size; r++) {
+    sf__link *l = job->links[r];
+    if (l && !sf__is_local(job, r) && l->state == SF__LINK_UP) sf__put_ctl(job, l, SF__F_ABORT, 0, p, 4 + n);
+  }
+  sf__push_out(job);
 }
 
 int sf_job_aborted(const sf_job *job, int *rank, int *code, char *cause, size_t cause_len) {
@@ -353,170 +418,23 @@ void sf_job_set_label(sf_job *job, const char *label) {
 
 const char *sf__label(const sf_job *job, const char *dflt) { return job->label ? job->label : dflt; }
 
-/* Exit status of a zombie from /proc/<pid>/stat field 52 (exit_code, wait(2) format). */
-static int sf__proc_exit_code(pid_t pid, int *status) {
-  char path[64], buf[2048], *p;
-  ssize_t n;
-  int fd, field;
-  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-  fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return -1;
-  buf[n] = '\0';
-  p = strrchr(buf, ')');
-  if (p == NULL) return -1;
-  p++; /* now at " S ppid ..." : field 3 is the state */
-  field = 2;
-  while (*p && field < 52) {
-    if (*p == ' ') field++;
-    p++;
-  }
-  if (field != 52) return -1;
-  *status = atoi(p);
-  return 0;
-}
-
-static void sf__describe_status(int status, char *buf, size_t len, int finished) {
-  if (WIFSIGNALED(status)) {
-    int sig = WTERMSIG(status);
-    const char *abbrev = sigabbrev_np(sig);
-    snprintf(buf, len, "was killed by signal %d (SIG%s)", sig, abbrev ? abbrev : "?");
-  } else if (WIFEXITED(status)) {
-    snprintf(buf, len, "exited with code %d%s", WEXITSTATUS(status), finished ? "" : " before MPI_Finalize");
-  } else {
-    snprintf(buf, len, "died");
-  }
-}
-
-static void sf__open_pidfd(sf_job *job, int r) {
-  pid_t pid;
-  int fd;
-  if (job->pidfd[r] >= 0 || r == job->rank) return;
-  pid = (pid_t)atomic_load(&job->ctl->slots[r].pid);
-  if (pid <= 0) return;
-  fd = (int)syscall(SYS_pidfd_open, pid, 0);
-  if (fd >= 0) {
-    job->pidfd[r] = fd;
-  } else if (errno == ESRCH) {
-    job->dead[r] = 1; /* already gone (and reaped) */
-  }
-}
-
-/* Is rank r dead (exited or zombie)? 1/0. */
-static int sf__is_dead(sf_job *job, int r) {
-  struct pollfd pfd;
-  if (job->dead[r]) return 1;
-  sf__open_pidfd(job, r);
-  if (job->pidfd[r] < 0) return 0;
-  pfd.fd = job->pidfd[r];
-  pfd.events = POLLIN;
-  pfd.revents = 0;
-  if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLIN | POLLHUP | POLLERR))) {
-    job->dead[r] = 1;
-    return 1;
-  }
-  return 0;
-}
+/* ---- peers' ends ------------------------------------------------------------------------------ */
 
 int sf_job_peer_status(sf_job *job, int rank, int *wstatus) {
-  siginfo_t si;
-  int status = -1;
-  pid_t pid;
+  sf__link *l;
   if (job == NULL || rank < 0 || rank >= job->size || rank == job->rank) return 0;
-  if (!sf__is_dead(job, rank)) return 0;
-  pid = (pid_t)atomic_load(&job->ctl->slots[rank].pid);
-  memset(&si, 0, sizeof si);
-  if (job->rank == 0 && waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid) {
-    if (si.si_code == CLD_EXITED)
-      status = (si.si_status & 0xff) << 8;
-    else
-      status = si.si_status & 0x7f;
-  } else if (sf__proc_exit_code(pid, &status) != 0) {
-    status = -1;
-  }
-  if (wstatus) *wstatus = status;
+  l = job->links[rank];
+  if (l == NULL) return 0;
+  l->ops->health(l, 1);
+  if (l->state != SF__LINK_DOWN || l->broken) return 0;
+  if (wstatus) *wstatus = l->wstatus;
   return 1;
 }
 
 int sf_job_peer_death(sf_job *job, int rank, char *buf, size_t len) {
-  int status, finished;
-  if (!sf_job_peer_status(job, rank, &status)) return 0;
-  finished = atomic_load(&job->ctl->slots[rank].state) == SF__RANK_FINISHED;
-  if (status >= 0)
-    sf__describe_status(status, buf, len, finished);
-  else
-    snprintf(buf, len, "died (pid %d)", (int)sf_job_pid(job, rank));
+  sf__link *l;
+  if (!sf_job_peer_status(job, rank, NULL)) return 0;
+  l = job->links[rank];
+  snprintf(buf, len, "%s", l->why);
   return 1;
-}
-
-int sf__check_health(sf_job *job, const char *why) {
-  int ar, code;
-  char cause[256], how[160];
-  if (sf_job_aborted(job, &ar, &code, cause, sizeof cause) && ar != job->rank)
-    return sf__err(SF_EABORTED, "%s on rank %d: job aborted by rank %d: %s", why, job->rank, ar, cause);
-  for (int r = 0; r < job->size; r++) {
-    if (r == job->rank) continue;
-    if (atomic_load(&job->ctl->slots[r].state) == SF__RANK_FINISHED) continue;
-    if (sf_job_peer_death(job, r, how, sizeof how)) {
-      if (atomic_load(&job->ctl->slots[r].state) == SF__RANK_FINISHED) continue;
-      return sf__err(SF_EPEERDIED, "%s on rank %d: rank %d %s", why, job->rank, r, how);
-    }
-  }
-  return 0;
-}
-
-/* Control messages: one JSON line, one write(2). */
-static int sf__ctl_write(int fd, const char *line, size_t n) {
-  ssize_t w;
-  do {
-    w = write(fd, line, n);
-  } while (w < 0 && errno == EINTR);
-  if (w < 0) return sf__errno("write to the launcher control socket");
-  if ((size_t)w != n) return sf__err(SF_ESYS, "short write to the launcher control socket");
-  return 0;
-}
-
-static void sf__json_str(char *out, size_t len, const char *s) {
-  size_t o = 0;
-  for (; s && *s && o + 7 < len; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\') {
-      out[o++] = '\\';
-      out[o++] = (char)c;
-    } else if (c < 0x20) {
-      o += (size_t)snprintf(out + o, len - o, "\\u%04x", c);
-    } else {
-      out[o++] = (char)c;
-    }
-  }
-  out[o] = '\0';
-}
-
-int sf_ctl_fork(int fd, int rank, pid_t pid, double ms) {
-  char line[256];
-  int n;
-  if (fd < 0) return 0;
-  n = snprintf(line, sizeof line, "{\"ev\":\"fork\",\"rank\":%d,\"pid\":%d,\"ms\":%.3f}\n", rank, (int)pid, ms);
-  return sf__ctl_write(fd, line, (size_t)n);
-}
-
-int sf_ctl_exit(int fd, int rank, int code) {
-  char line[128];
-  int n;
-  if (fd < 0) return 0;
-  n = snprintf(line, sizeof line, "{\"ev\":\"exit\",\"rank\":%d,\"code\":%d}\n", rank, code);
-  return sf__ctl_write(fd, line, (size_t)n);
-}
-
-int sf_ctl_fail(int fd, int rank, int code, int signal, const char *cause) {
-  char esc[3000], line[3600];
-  int n;
-  if (fd < 0) return 0;
-  sf__json_str(esc, sizeof esc, cause ? cause : "failed");
-  n = snprintf(line, sizeof line,
-               "{\"ev\":\"fail\",\"rank\":%d,\"code\":%d,\"signal\":%d,\"cause\":\"%s\"}\n", rank, code,
-               signal, esc);
-  return sf__ctl_write(fd, line, (size_t)n);
 }

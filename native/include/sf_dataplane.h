@@ -1,26 +1,31 @@
 /*
- * sf_dataplane.h: the same-host data plane of sfmpi (shared by libsfmpi and the Node addon).
+ * sf_dataplane.h: the data plane of sfmpi (shared by libsfmpi and the Node addon): MPI-style
+ * messages and collectives between the ranks of a job, on this host and on others.
  *
- * A job is one shared memory region created BEFORE the fork point, holding
+ * A job's ranks live on one or more hosts. The ranks of one host share a memory region created
+ * BEFORE their fork point by the host's first rank (the origin, or a seed on another host):
  *
  *   +--------------------+  offset 0
- *   | control block      |  magic, version, size, per-rank pid/state/doorbell,
- *   |                    |  the job abort word (failing rank, code, cause)
+ *   | control block      |  magic, version, geometry, the abort word, per-local-rank
+ *   |                    |  doorbell/state/pid
  *   +--------------------+
- *   | ring[src][dst]     |  size*size single-producer/single-consumer byte rings
- *   | ...                |  (src == dst is the loopback ring of a rank)
+ *   | ring[src][dst]     |  nlocal*nlocal single-producer/single-consumer byte rings
+ *   | ...                |  (src == dst is the loopback ring of a rank), by LOCAL rank
  *   +--------------------+
  *
- * and every rank (the origin and its clones) holds a process-local sf_job handle on it with its
- * own queues (posted receives, unexpected messages). Frames in a ring have a fixed 32-byte header
- * (magic, version, type, source, destination, context, tag, length), drawn in sf_frame.h of the
- * implementation; a malformed frame is reported as SF_EPROTO, never a crash.
+ * and every rank holds a process-local sf_job handle with a link to every peer: a
+ * shared-memory link to ranks of its host, a TCP link (an authenticated socket handed in with
+ * sf_job_add_link_fd) to ranks of other hosts. Every link carries the same frames: a fixed
+ * 32-byte header (magic, version, type, source, destination, context, tag, length, datatype),
+ * drawn in the implementation's frame.h; a malformed frame closes that link and is reported as
+ * SF_EPROTO, never a crash.
  *
- * Life cycle (C: sf_job_fork does all of it; the Node addon forks by itself):
+ * Life cycle (C: sf_job_fork does steps 2-3; the Node addon forks by itself):
  *
- *   1. sf_job_create(&job, &opts)          in the origin, before the fork point
- *   2. fork() size-1 times                 (origin: sf_job_set_pid(job, r, pid) for each clone)
- *   3. sf_job_attach(job, rank)            in every rank after the fork (origin: rank 0)
+ *   1. sf_job_create(&job, &opts)          on each host, in its first rank, before the fork
+ *   2. fork() nlocal-1 times               (sf_job_set_pid(job, r, pid) for each clone)
+ *   3. sf_job_attach(job, rank)            in every rank after the fork (world rank)
+ *   3b. sf_job_add_link_fd(job, peer, fd)  for every rank on another host
  *   4. point-to-point and collectives      sf_isend/sf_irecv/sf_wait..., sf_barrier, sf_bcast...
  *   5. sf_job_destroy(job)                 unmaps the region in this process only
  *
@@ -32,10 +37,12 @@
  * Threads: a job handle is not thread-safe; use it from one thread at a time (the JS thread, or
  * the MPI program's thread; MPI_THREAD_FUNNELED/SERIALIZED is what libsfmpi provides).
  *
- * Waiting: a blocking call spins for a while (spin_us), then sleeps on a futex doorbell of its
- * rank; every tick (SF_TICK_MS) it checks the job abort word and whether a peer died, and it
- * gives up after the wait timeout (SFMPI_TIMEOUT_MS, else SFMPI_WAIT_TIMEOUT_MS, else 60 s) with
- * SF_ETIMEDOUT and a message naming the operation, this rank and the rank(s) it waited for.
+ * Waiting: a blocking call spins for a while (spin_us), then sleeps: on a futex doorbell of its
+ * rank while every peer is on this host, else in epoll on its eventfd and its TCP sockets. A
+ * peer's death or hang-up, an abort, and a malformed frame reach the waiter as events of the
+ * link concerned; every tick (SF_TICK_MS) the waiter also asks its links, and it gives up after
+ * the wait timeout (SFMPI_TIMEOUT_MS, else SFMPI_WAIT_TIMEOUT_MS, else SF_WAIT_TIMEOUT_DEFAULT_MS)
+ * with SF_ETIMEDOUT and a message naming the operation, this rank and the rank(s) it waited for.
  */
 #ifndef SF_DATAPLANE_H
 #define SF_DATAPLANE_H
@@ -48,7 +55,7 @@
 extern "C" {
 #endif
 
-#define SF_DATAPLANE_VERSION 1
+#define SF_DATAPLANE_VERSION 2
 
 /* Error codes (negative return values). */
 #define SF_OK 0
@@ -63,14 +70,17 @@ extern "C" {
 #define SF_ERANGE (-9)      /* a rank, tag, count or size out of range (message names it) */
 #define SF_ESTATE (-10)     /* call not valid in this state (not attached, finalized...) */
 #define SF_EMISMATCH (-11)  /* members called different collectives (or roots, or sizes) */
+#define SF_ETYPE (-12)      /* a message's datatype is not the one a typed receive accepts */
 
 /* Wildcards and limits. */
 #define SF_ANY_SOURCE (-1)
 #define SF_ANY_TAG (-1)
 #define SF_PROC_NULL (-2)
+#define SF_ANY_DTYPE (-1)     /* a typed receive that accepts every datatype */
 #define SF_TAG_MAX 0x3fffffff  /* user tags are 0..SF_TAG_MAX; larger ones are reserved */
 #define SF_MAX_RANKS 256
 #define SF_TICK_MS 25           /* wake-up period of a sleeping waiter */
+#define SF_WAIT_TIMEOUT_DEFAULT_MS 60000 /* the one default of the blocking-wait limit */
 
 typedef struct sf_job sf_job;
 typedef struct sf_req sf_req;
@@ -89,6 +99,8 @@ typedef struct sf_job_options {
                             ones the pipelined ring copy; 0 = SFMPI_CMA_MIN_BYTES env, else 64 KiB
                             (every rendezvous message: the single copy held up when memory was
                             slow; the pipeline is up to 2.4x faster only while data stays in cache) */
+  const int *host_of;    /* host id of each world rank (size entries, ids 0..); NULL: one host */
+  int host;              /* the host this region is for (its ranks share it) */
 } sf_job_options;
 
 /* Status of a completed receive (or probe). */
@@ -97,7 +109,8 @@ typedef struct sf_status {
   int tag;
   size_t count;   /* bytes delivered to the buffer (the full size for a probe) */
   size_t size;    /* bytes the sender sent (> count on truncation) */
-  int error;      /* 0, or SF_ETRUNCATE */
+  int error;      /* 0, SF_ETRUNCATE or SF_ETYPE */
+  uint32_t dtype; /* the datatype the sender gave (sf_isend_typed; 0 for sf_isend) */
 } sf_status;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -108,6 +121,10 @@ const char *sf_last_error(void);
 
 /* Short constant name of an error code: "SF_ETIMEDOUT". */
 const char *sf_error_name(int code);
+
+/* The MPI error class of a data-plane error, the one table both MPI layers use: the class's
+ * name without its MPI_ prefix ("ERR_TIMEOUT", "ERR_PROC_FAILED", "ERR_TRUNCATE", ...). */
+const char *sf_error_class(int code);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Job life cycle */
@@ -138,10 +155,34 @@ int sf_job_fork(sf_job *job);
  * for peers and does not reap clones. */
 void sf_job_destroy(sf_job *job);
 
-/* This rank, the job size, and the pid of a rank (0 while unknown). */
+/* This rank, the job size, and the pid of a rank on this host (0 while unknown or remote). */
 int sf_job_rank(const sf_job *job);
 int sf_job_size(const sf_job *job);
 pid_t sf_job_pid(const sf_job *job, int rank);
+
+/* Placement: the host of a world rank, this host's id, and the ranks on this host
+ * (sf_job_local_count of them; sf_job_local_world(job, i) is the world rank of local rank i). */
+int sf_job_host_of(const sf_job *job, int rank);
+int sf_job_host(const sf_job *job);
+int sf_job_local_count(const sf_job *job);
+int sf_job_local_world(const sf_job *job, int local);
+
+/* Adds the link to `peer`, a rank on another host: `fd` is a connected, authenticated stream
+ * socket (the handshake is done by whoever made it); the data plane owns it from now on. Call
+ * after sf_job_attach, once per remote peer, before communicating with it. */
+int sf_job_add_link_fd(sf_job *job, int peer, int fd);
+
+/* The parent of `rank` (a rank of this host it forked) reports its death with its wait(2)
+ * status: the rank's link goes down at once in every local rank, and waiters wake. */
+void sf_job_note_death(sf_job *job, int rank, int wstatus);
+
+/* Event-loop integration. sf_job_wakeup_fd is an fd that becomes readable when something may
+ * have arrived for this rank (poll it with libuv); while armed, peers ring it for every frame
+ * they send here, so a program awaiting a request wakes within microseconds. Read the fd's
+ * readiness away with sf_job_wakeup_drain, then call sf_progress. */
+int sf_job_wakeup_fd(sf_job *job);
+void sf_job_arm_wakeup(sf_job *job, int on);
+void sf_job_wakeup_drain(sf_job *job);
 
 /* Mark this rank finished (it may exit from now on without peers treating it as a death).
  * Call after the final barrier of finalize. */
@@ -192,6 +233,23 @@ int sf_isend(sf_job *job, const void *buf, size_t len, int dst, uint32_t ctx, in
 /* Start a receive into `buf` of capacity `cap` bytes from `src` (or SF_ANY_SOURCE) with `tag`
  * (or SF_ANY_TAG). src may be SF_PROC_NULL (completes at once with source SF_PROC_NULL). */
 int sf_irecv(sf_job *job, void *buf, size_t cap, int src, uint32_t ctx, int tag, sf_req **req);
+
+/* Typed messages: the send carries `dtype` (opaque to the data plane, e.g. an element type id)
+ * to the receiver's status. A typed receive accepts only messages of datatype `expect` (or
+ * SF_ANY_DTYPE): a message of another datatype completes it with SF_ETYPE (status filled,
+ * nothing written to buf, the message consumed). */
+int sf_isend_typed(sf_job *job, const void *buf, size_t len, uint32_t dtype, int dst, uint32_t ctx, int tag,
+                   int sync, sf_req **req);
+int sf_irecv_typed(sf_job *job, void *buf, size_t cap, int32_t expect, int src, uint32_t ctx, int tag,
+                   sf_req **req);
+
+/* A receive of unknown size: the buffer is allocated (malloc) when the message matches, and
+ * taken by the caller with sf_req_take_buffer after completion (then the caller frees it). */
+int sf_irecv_alloc(sf_job *job, int src, uint32_t ctx, int tag, sf_req **req);
+void *sf_req_take_buffer(sf_req *req, size_t *len);
+
+/* The status of a request (valid once it completed). */
+const sf_status *sf_req_status(const sf_req *req);
 
 /* Blocking send / receive (sf_isend/sf_irecv + sf_wait). A truncated receive returns
  * SF_ETRUNCATE with the status filled in. */
@@ -330,23 +388,13 @@ int sf_allgatherv(sf_job *job, const sf_group *g, const void *sbuf, size_t slen,
 int sf_alltoallv(sf_job *job, const sf_group *g, const void *sbuf, const size_t *slens,
                  const size_t *sdispls, void *rbuf, const size_t *rlens, const size_t *rdispls);
 
-/* ------------------------------------------------------------------------------------------ */
-/* Launcher control channel helpers (docs/launcher-protocol.md). Each formats one JSON line and
- * writes it with a single write(2) to `fd` (no-op returning 0 when fd < 0). */
-
-/* {"ev":"fork","rank","pid","ms"}: this rank runs; ms from the fork request to now. */
-int sf_ctl_fork(int fd, int rank, pid_t pid, double ms);
-/* {"ev":"exit","rank","code"}: rank ended with `code` (128+signal for a signal). */
-int sf_ctl_exit(int fd, int rank, int code);
-/* {"ev":"fail","rank","code","signal","cause"}: rank failed; `signal` is the number (0: none),
- * `cause` a one-line message (JSON-escaped here, cut at about 3000 bytes). */
-int sf_ctl_fail(int fd, int rank, int code, int signal, const char *cause);
-
 /* Monotonic time in seconds. */
 double sf_now(void);
 
 #ifdef __cplusplus
 }
 #endif
+
+#include "sf_control.h"
 
 #endif /* SF_DATAPLANE_H */

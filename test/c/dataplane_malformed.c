@@ -15,7 +15,7 @@ static int check_one(int rank, sf_job *job, uint16_t magic, uint32_t len, const 
     sf__ring_hdr *r = sf__ring(job, 0, 1);
     unsigned char *data = (unsigned char *)(r + 1);
     uint64_t head = atomic_load(&r->head);
-    sf__frame f = {magic, SF__FRAME_VERSION, SF__F_EAGER, 0, 1, 0, 7, len, 0};
+    sf__frame f = {magic, SF__FRAME_VERSION, SF__F_EAGER, 0, 1, 0, 7, len, 0, 0};
     memcpy(data + (head & (job->ring_bytes - 1)), &f, sizeof f);
     atomic_store(&r->head, head + 64);
     sf__wake(job, 1);

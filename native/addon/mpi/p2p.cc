@@ -1,0 +1,149 @@
+// Blocking point-to-point of the binding: one data-plane message per MPI message, its element
+// type in the frame. Results go to the shared status array [source, tag, nbytes, dtype].
+
+#include <cstdlib>
+
+#include "../addon.h"
+#include "dtype.h"
+#include "state.h"
+
+namespace sf::mpi {
+
+namespace {
+
+std::string From(int src, int tag) {
+  return (src == SF_ANY_SOURCE ? std::string("any rank") : "rank " + std::to_string(src)) + " tag " +
+         (tag == SF_ANY_TAG ? std::string("any") : std::to_string(tag));
+}
+
+// send(buf, dtype, dst, ctx, tag, sync): the caller's memory goes straight into the link
+// (blocking: it cannot change meanwhile).
+Napi::Value Send(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  sf_job* job = RequireJob(env, "send");
+  if (job == nullptr) return env.Undefined();
+  sf_job_set_label(job, nullptr);
+  uint8_t* p;
+  size_t len;
+  if (!Bytes(info, 0, &p, &len)) return env.Undefined();
+  int dtype = Int(info, 1), dst = Int(info, 2), tag = Int(info, 4), sync = Int(info, 5);
+  if (dst == SF_PROC_NULL) return env.Undefined();
+  sf_req* q;
+  int rc = sf_isend_typed(job, p, len, static_cast<uint32_t>(dtype), dst, U32(info, 3), tag, sync, &q);
+  if (rc >= 0) {
+    rc = sf_wait(job, q, nullptr);
+    sf_req_free(job, q);  // detached if the wait failed: it completes or dies with the job
+  }
+  if (rc < 0) return ThrowRc(env, rc, "send of " + Elems(len, dtype) + " to rank " + std::to_string(dst) + " tag " + std::to_string(tag));
+  return env.Undefined();
+}
+
+// Waits for a receive; on success fills the status array; on failure throws.
+bool FinishRecv(Napi::Env env, Env* e, sf_job* job, sf_req* q, size_t cap, int expect, int src, int tag, const char* what) {
+  sf_status st;
+  int rc = sf_wait(job, q, &st);
+  if (rc < 0 && rc != SF_ETRUNCATE && rc != SF_ETYPE) {
+    ThrowRc(env, rc, std::string(what) + " from " + From(src, tag));
+    return false;
+  }
+  const char* code = nullptr;
+  std::string bad = RecvError(st, cap, expect, what, &code);
+  if (!bad.empty()) {
+    ThrowMPI(env, code, bad, st.source);
+    return false;
+  }
+  if (st.source == SF_PROC_NULL) {
+    SetStatus(e, SF_PROC_NULL, SF_ANY_TAG, 0, expect < 0 ? 0 : expect);
+    return true;
+  }
+  SetStatus(e, st.source, st.tag, st.count, static_cast<int>(st.dtype));
+  return true;
+}
+
+// recv(buf, dtype, src, ctx, tag): into the caller's typed array, of that element type only.
+Napi::Value Recv(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Env* e = GetEnv(env);
+  sf_job* job = RequireJob(env, "recv");
+  if (job == nullptr) return env.Undefined();
+  sf_job_set_label(job, nullptr);
+  uint8_t* p;
+  size_t len;
+  if (!Bytes(info, 0, &p, &len)) return env.Undefined();
+  static uint8_t empty;
+  int expect = Int(info, 1), src = Int(info, 2), tag = Int(info, 4);
+  sf_req* q;
+  int rc = sf_irecv_typed(job, p ? p : &empty, len, expect, src, U32(info, 3), tag, &q);
+  if (rc < 0) return ThrowRc(env, rc, "recv from " + From(src, tag));
+  FinishRecv(env, e, job, q, len, expect, src, tag, "recv");
+  sf_req_free(job, q);
+  return env.Undefined();
+}
+
+// recvObject(src, ctx, tag) -> Buffer | null (PROC_NULL): a message of any type and size; the
+// status's dtype tells an object message from a typed-array one.
+Napi::Value RecvObject(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Env* e = GetEnv(env);
+  sf_job* job = RequireJob(env, "recv");
+  if (job == nullptr) return env.Undefined();
+  sf_job_set_label(job, nullptr);
+  int src = Int(info, 0), tag = Int(info, 2);
+  sf_req* q;
+  int rc = sf_irecv_alloc(job, src, U32(info, 1), tag, &q);
+  if (rc < 0) return ThrowRc(env, rc, "recv from " + From(src, tag));
+  Napi::Value out = env.Undefined();
+  if (FinishRecv(env, e, job, q, 0, SF_ANY_DTYPE, src, tag, "recv")) {
+    if (sf_req_status(q)->source == SF_PROC_NULL) {
+      out = env.Null();
+    } else {
+      size_t n = 0;
+      uint8_t* data = static_cast<uint8_t*>(sf_req_take_buffer(q, &n));
+      out = WrapReceived(env, data, n);
+    }
+  }
+  sf_req_free(job, q);
+  return out;
+}
+
+// iprobe(src, ctx, tag) -> bool; probe(src, ctx, tag). Status in the status array: the
+// message's source, tag, full size and element type, without receiving it.
+Napi::Value ProbeImpl(const Napi::CallbackInfo& info, bool blocking) {
+  Napi::Env env = info.Env();
+  Env* e = GetEnv(env);
+  sf_job* job = RequireJob(env, "probe");
+  if (job == nullptr) return env.Undefined();
+  sf_job_set_label(job, nullptr);
+  int src = Int(info, 0), tag = Int(info, 2);
+  sf_status st;
+  int rc = blocking ? sf_probe(job, src, U32(info, 1), tag, &st) : sf_iprobe(job, src, U32(info, 1), tag, &st);
+  if (rc < 0) return ThrowRc(env, rc, std::string(blocking ? "probe" : "iprobe") + " from " + From(src, tag));
+  if (!blocking && rc == 0) return Napi::Boolean::New(env, false);
+  if (st.source == SF_PROC_NULL)
+    SetStatus(e, SF_PROC_NULL, SF_ANY_TAG, 0, 0);
+  else
+    SetStatus(e, st.source, st.tag, st.size, static_cast<int>(st.dtype));
+  return Napi::Boolean::New(env, true);
+}
+Napi::Value Iprobe(const Napi::CallbackInfo& info) { return ProbeImpl(info, false); }
+Napi::Value Probe(const Napi::CallbackInfo& info) { return ProbeImpl(info, true); }
+
+}  // namespace
+
+// Received bytes as a Buffer: small ones copied into V8's heap (cheaper than an external
+// buffer's finalizer), large ones handed over without a copy and freed by V8.
+Napi::Value WrapReceived(Napi::Env env, uint8_t* data, size_t n) {
+  if (data == nullptr) return Napi::Buffer<uint8_t>::New(env, 0);
+  if (n <= 4096) {
+    Napi::Buffer<uint8_t> b = Napi::Buffer<uint8_t>::Copy(env, data, n);
+    free(data);
+    return b;
+  }
+  return Napi::Buffer<uint8_t>::New(env, data, n, [](Napi::Env, uint8_t* p) { free(p); });
+}
+
+const std::vector<Fn> kP2pFns = {
+    {"send", Send}, {"recv", Recv}, {"recvObject", RecvObject}, {"iprobe", Iprobe}, {"probe", Probe},
+};
+
+}  // namespace sf::mpi

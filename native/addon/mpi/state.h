@@ -1,0 +1,112 @@
+// State of the Node binding of the data plane (mpi-compat/ts is its only user).
+//
+// Per environment, as better-sqlite3 keeps one Addon per env: every JavaScript environment that
+// loads the addon (the main thread, each worker thread) gets its own Env, set as the env's
+// instance data and freed with it. The data-plane job itself belongs to the process (fork
+// makes one job per process) and to the main thread only: a worker thread may import the
+// package, but its MPI calls throw a clear error and its exit leaves the main thread's job alone.
+#pragma once
+
+#include <napi.h>
+#include <uv.h>
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+extern "C" {
+#include "sf_dataplane.h"
+}
+
+namespace sf::mpi {
+
+// A non-blocking operation started from JavaScript.
+struct Request {
+  enum Kind { kSend, kRecv, kRecvObject } kind = kSend;
+  sf_req* req = nullptr;
+  Napi::Reference<Napi::Value> keep;  // the caller's typed array / encoded bytes, while in flight
+  int expect = SF_ANY_DTYPE;          // typed receive: the element type it accepts
+  size_t cap = 0;
+  int src = 0, tag = 0;
+  bool awaited = false;               // a promise waits for it (settled from the event loop)
+  bool freed = false;                 // JavaScript let go of it while pending: drop once done
+  Napi::Reference<Napi::Value> result; // object receive: the received bytes, once complete
+};
+
+// Which collective each rank has entered, per communicator context: a small table shared by
+// the ranks of this host (made before the fork), so a timed-out collective names who never came.
+struct CollSlot {
+  uint32_t ctx;
+  uint32_t pad;
+  uint64_t seq;
+};
+constexpr int kSlotBuckets = 16;
+
+// The process's job: created by MPI.init on the main thread before the fork point.
+struct Process {
+  sf_job* job = nullptr;
+  CollSlot* slots = nullptr;
+  std::unordered_map<uint32_t, uint64_t> coll_seq;
+};
+extern Process g_proc;
+
+struct Env {
+  bool main = false;  // the main thread's environment: the only one that may reach the job
+  Napi::FunctionReference error_factory;
+  Napi::FunctionReference on_settled;    // (id) => void, for awaited requests
+  Napi::Reference<Napi::Float64Array> status;  // [source, tag, nbytes, dtype]
+  double* status_data = nullptr;
+  std::unordered_map<uint32_t, Request> reqs;
+  uint32_t next_req = 1;
+  const char* coll_label = nullptr;
+  std::deque<std::string> labels;  // every label ever set (the data plane keeps pointers)
+  // Event-loop wake-ups while requests are awaited (requests.cc).
+  uv_poll_t* wake_poll = nullptr;
+  uv_prepare_t* prepare = nullptr;
+  int awaited = 0;
+  napi_env napi = nullptr;
+};
+
+Env* GetEnv(Napi::Env env);
+
+// The job for a call from JavaScript, or nullptr with an MPIError thrown (not the main thread,
+// or no job yet).
+sf_job* RequireJob(Napi::Env env, const char* what);
+
+// Errors (errors.cc): MPIError(code, message, rank, ranks) through the factory errors.ts gave.
+Napi::Value ThrowMPI(Napi::Env env, const char* code, const std::string& message, int rank = -1,
+                     const std::vector<int>* ranks = nullptr);
+// From a data-plane code: the class from sf_error_class, the message from sf_last_error.
+Napi::Value ThrowRc(Napi::Env env, int rc, const std::string& what);
+// The world rank a failure is about: the aborting rank, or the first dead peer.
+int FailedRank(int rc);
+
+inline int Int(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().Int32Value(); }
+inline uint32_t U32(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().Uint32Value(); }
+
+// Bytes of a typed-array argument (null/undefined: none). The data pointer already includes the
+// view's byte offset. False with a TypeError thrown for anything else.
+bool Bytes(const Napi::CallbackInfo& info, size_t i, uint8_t** ptr, size_t* len);
+
+// Sets the shared status array.
+void SetStatus(Env* e, int source, int tag, size_t nbytes, int dtype);
+
+// The error of a completed receive (truncation, type mismatch) in this layer's words; "" if none.
+std::string RecvError(const sf_status& st, size_t cap, int expect, const char* what, const char** code);
+
+// Function tables of the parts (p2p.cc, requests.cc, coll.cc).
+struct Fn {
+  const char* name;
+  Napi::Value (*fn)(const Napi::CallbackInfo&);
+};
+extern const std::vector<Fn> kP2pFns, kRequestFns, kCollFns;
+
+// Received bytes (malloc'd by the data plane) as a Buffer that owns them (p2p.cc).
+Napi::Value WrapReceived(Napi::Env env, uint8_t* data, size_t n);
+
+// Requests: drop everything (job destroyed).
+void DropRequests(Env* e);
+
+}  // namespace sf::mpi
