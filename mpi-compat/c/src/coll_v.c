@@ -71,6 +71,23 @@ int sfm_counts_ok(MPI_Comm comm, const char *fn, const char *what, const int *co
   return MPI_SUCCESS;
 }
 
+/* One side's arguments: a committed type, and (for the v forms) n non-negative counts. */
+static int sfm_side_check(MPI_Comm comm, const char *fn, MPI_Datatype t, const int *counts, int count, int n,
+                          const char *what) {
+  int rc = sfm_type_check(comm, fn, t, counts ? 0 : count);
+  if (rc == MPI_SUCCESS && counts) rc = sfm_counts_ok(comm, fn, what, counts, n);
+  return rc;
+}
+
+/* The one end of every call here: free both layouts, clear the label, report the data plane's
+ * code (or, with nomem set, that a layout could not be allocated). */
+static int sfm_lay_end(MPI_Comm comm, const char *fn, sfm_lay *s, sfm_lay *r, int rc, int nomem) {
+  sfm_lay_free(s);
+  sfm_lay_free(r);
+  if (nomem) SFM_RET(sfm_error(comm, fn, MPI_ERR_NO_MEM, "out of memory"));
+  return SFM_DONE(comm, fn, rc);
+}
+
 static int sfm_gatherv(const char *fn, const void *sbuf, int scount, MPI_Datatype stype, void *rbuf, const int *rcounts,
                        int rcount, const int *displs, MPI_Datatype rtype, int root, MPI_Comm comm) {
   int rc, inplace;
@@ -82,20 +99,15 @@ static int sfm_gatherv(const char *fn, const void *sbuf, int scount, MPI_Datatyp
   inplace = sbuf == MPI_IN_PLACE && c->rank == root;
   if (!inplace && (rc = sfm_type_check(comm, fn, stype, scount)) != MPI_SUCCESS) SFM_RET(rc);
   if (c->rank == root) {
-    if ((rc = sfm_type_check(comm, fn, rtype, rcounts ? 0 : rcount)) != MPI_SUCCESS) SFM_RET(rc);
-    if (rcounts && (rc = sfm_counts_ok(comm, fn, "recvcounts", rcounts, c->size)) != MPI_SUCCESS) SFM_RET(rc);
+    if ((rc = sfm_side_check(comm, fn, rtype, rcounts, rcount, c->size, "recvcounts")) != MPI_SUCCESS) SFM_RET(rc);
     if (sfm_lay_make(&r, sfm_type_get(rtype), rbuf, c->size, rcounts, rcount, displs, inplace) < 0) goto nomem;
   }
   if (!inplace && sfm_lay_make(&s, sfm_type_get(stype), (void *)sbuf, 1, NULL, scount, NULL, 1) < 0) goto nomem;
   rc = sf_gatherv(sfm.job, &g, inplace ? NULL : s.work, inplace ? 0 : s.lens[0], r.work, r.lens, r.displs, root);
   if (rc >= 0 && c->rank == root) sfm_lay_unpack(&r, sfm_type_get(rtype), rbuf, c->size, rcounts, rcount, displs);
-  sfm_lay_free(&s);
-  sfm_lay_free(&r);
-  return SFM_DONE(comm, fn, rc);
+  return sfm_lay_end(comm, fn, &s, &r, rc, 0);
 nomem:
-  sfm_lay_free(&s);
-  sfm_lay_free(&r);
-  SFM_RET(sfm_error(comm, fn, MPI_ERR_NO_MEM, "out of memory"));
+  return sfm_lay_end(comm, fn, &s, &r, 0, 1);
 }
 
 int MPI_Gather(const void *sbuf, int scount, MPI_Datatype stype, void *rbuf, int rcount, MPI_Datatype rtype, int root,
@@ -118,20 +130,15 @@ static int sfm_scatterv(const char *fn, const void *sbuf, const int *scounts, in
   inplace = rbuf == MPI_IN_PLACE && c->rank == root;
   if (!inplace && (rc = sfm_type_check(comm, fn, rtype, rcount)) != MPI_SUCCESS) SFM_RET(rc);
   if (c->rank == root) {
-    if ((rc = sfm_type_check(comm, fn, stype, scounts ? 0 : scount)) != MPI_SUCCESS) SFM_RET(rc);
-    if (scounts && (rc = sfm_counts_ok(comm, fn, "sendcounts", scounts, c->size)) != MPI_SUCCESS) SFM_RET(rc);
+    if ((rc = sfm_side_check(comm, fn, stype, scounts, scount, c->size, "sendcounts")) != MPI_SUCCESS) SFM_RET(rc);
     if (sfm_lay_make(&s, sfm_type_get(stype), (void *)sbuf, c->size, scounts, scount, displs, 1) < 0) goto nomem;
   }
   if (!inplace && sfm_lay_make(&r, sfm_type_get(rtype), rbuf, 1, NULL, rcount, NULL, 0) < 0) goto nomem;
   rc = sf_scatterv(sfm.job, &g, s.work, s.lens, s.displs, inplace ? NULL : r.work, inplace ? 0 : r.lens[0], root);
   if (rc >= 0 && !inplace) sfm_lay_unpack(&r, sfm_type_get(rtype), rbuf, 1, NULL, rcount, NULL);
-  sfm_lay_free(&s);
-  sfm_lay_free(&r);
-  return SFM_DONE(comm, fn, rc);
+  return sfm_lay_end(comm, fn, &s, &r, rc, 0);
 nomem:
-  sfm_lay_free(&s);
-  sfm_lay_free(&r);
-  SFM_RET(sfm_error(comm, fn, MPI_ERR_NO_MEM, "out of memory"));
+  return sfm_lay_end(comm, fn, &s, &r, 0, 1);
 }
 
 int MPI_Scatter(const void *sbuf, int scount, MPI_Datatype stype, void *rbuf, int rcount, MPI_Datatype rtype, int root,
@@ -151,19 +158,14 @@ static int sfm_allgatherv(const char *fn, const void *sbuf, int scount, MPI_Data
   memset(&s, 0, sizeof s);
   memset(&r, 0, sizeof r);
   if (!inplace && (rc = sfm_type_check(comm, fn, stype, scount)) != MPI_SUCCESS) SFM_RET(rc);
-  if ((rc = sfm_type_check(comm, fn, rtype, rcounts ? 0 : rcount)) != MPI_SUCCESS) SFM_RET(rc);
-  if (rcounts && (rc = sfm_counts_ok(comm, fn, "recvcounts", rcounts, c->size)) != MPI_SUCCESS) SFM_RET(rc);
+  if ((rc = sfm_side_check(comm, fn, rtype, rcounts, rcount, c->size, "recvcounts")) != MPI_SUCCESS) SFM_RET(rc);
   if (sfm_lay_make(&r, sfm_type_get(rtype), rbuf, c->size, rcounts, rcount, displs, inplace) < 0) goto nomem;
   if (!inplace && sfm_lay_make(&s, sfm_type_get(stype), (void *)sbuf, 1, NULL, scount, NULL, 1) < 0) goto nomem;
   rc = sf_allgatherv(sfm.job, &g, inplace ? NULL : s.work, inplace ? 0 : s.lens[0], r.work, r.lens, r.displs);
   if (rc >= 0) sfm_lay_unpack(&r, sfm_type_get(rtype), rbuf, c->size, rcounts, rcount, displs);
-  sfm_lay_free(&s);
-  sfm_lay_free(&r);
-  return SFM_DONE(comm, fn, rc);
+  return sfm_lay_end(comm, fn, &s, &r, rc, 0);
 nomem:
-  sfm_lay_free(&s);
-  sfm_lay_free(&r);
-  SFM_RET(sfm_error(comm, fn, MPI_ERR_NO_MEM, "out of memory"));
+  return sfm_lay_end(comm, fn, &s, &r, 0, 1);
 }
 
 int MPI_Allgather(const void *sbuf, int scount, MPI_Datatype stype, void *rbuf, int rcount, MPI_Datatype rtype,
@@ -190,10 +192,8 @@ static int sfm_alltoallv(const char *fn, const void *sbuf, const int *scounts, i
     sdispls = rdispls;
     stype = rtype;
   }
-  if ((rc = sfm_type_check(comm, fn, stype, scounts ? 0 : scount)) != MPI_SUCCESS) SFM_RET(rc);
-  if ((rc = sfm_type_check(comm, fn, rtype, rcounts ? 0 : rcount)) != MPI_SUCCESS) SFM_RET(rc);
-  if (scounts && (rc = sfm_counts_ok(comm, fn, "sendcounts", scounts, c->size)) != MPI_SUCCESS) SFM_RET(rc);
-  if (rcounts && (rc = sfm_counts_ok(comm, fn, "recvcounts", rcounts, c->size)) != MPI_SUCCESS) SFM_RET(rc);
+  if ((rc = sfm_side_check(comm, fn, stype, scounts, scount, c->size, "sendcounts")) != MPI_SUCCESS) SFM_RET(rc);
+  if ((rc = sfm_side_check(comm, fn, rtype, rcounts, rcount, c->size, "recvcounts")) != MPI_SUCCESS) SFM_RET(rc);
   if (sfm_lay_make(&s, sfm_type_get(stype), (void *)sbuf, c->size, scounts, scount, sdispls, 1) < 0) goto nomem;
   if (inplace && s.tmp == NULL) { /* contiguous: still need a separate copy to send from */
     size_t end = 0;
@@ -207,13 +207,9 @@ static int sfm_alltoallv(const char *fn, const void *sbuf, const int *scounts, i
   if (sfm_lay_make(&r, sfm_type_get(rtype), rbuf, c->size, rcounts, rcount, rdispls, 0) < 0) goto nomem;
   rc = sf_alltoallv(sfm.job, &g, s.work, s.lens, s.displs, r.work, r.lens, r.displs);
   if (rc >= 0) sfm_lay_unpack(&r, sfm_type_get(rtype), rbuf, c->size, rcounts, rcount, rdispls);
-  sfm_lay_free(&s);
-  sfm_lay_free(&r);
-  return SFM_DONE(comm, fn, rc);
+  return sfm_lay_end(comm, fn, &s, &r, rc, 0);
 nomem:
-  sfm_lay_free(&s);
-  sfm_lay_free(&r);
-  SFM_RET(sfm_error(comm, fn, MPI_ERR_NO_MEM, "out of memory"));
+  return sfm_lay_end(comm, fn, &s, &r, 0, 1);
 }
 
 int MPI_Alltoall(const void *sbuf, int scount, MPI_Datatype stype, void *rbuf, int rcount, MPI_Datatype rtype,

@@ -21,32 +21,49 @@ int sfm_check_rank(MPI_Comm comm, const char *fn, const char *what, int r, int a
   return MPI_SUCCESS;
 }
 
-int sfm_isend(const char *fn, const void *buf, int count, MPI_Datatype dt, int dest, int tag, MPI_Comm comm,
-                     int sync, MPI_Request *request) {
-  int rc;
+/* MPI rank `r` of `c` (or a wildcard) as the data plane's peer. */
+int sfm_peer(const sfm_comm *c, int r) {
+  return r == MPI_PROC_NULL ? SF_PROC_NULL : r == MPI_ANY_SOURCE ? SF_ANY_SOURCE : c->world[r];
+}
+
+/* Start a send (SFM_RQ_SEND) or a receive (SFM_RQ_RECV) of `count` items of `dt`: a
+ * non-contiguous type travels through a temporary buffer, packed now or unpacked on completion. */
+static int sfm_post(const char *fn, int kind, void *buf, int count, MPI_Datatype dt, int peer, int tag, MPI_Comm comm,
+                    int sync, MPI_Request *request) {
+  int rc, recv = kind == SFM_RQ_RECV;
   sfm_req *rq;
   sfm_type *t;
   size_t bytes;
-  const void *src = buf;
+  void *data = buf;
   SFM_P2P_CHECK(fn, comm, c, dt, count);
-  if ((rc = sfm_check_rank(comm, fn, "dest", dest, 0)) != MPI_SUCCESS) return rc;
-  if (tag < 0 || tag > SF_TAG_MAX) return sfm_error(comm, fn, MPI_ERR_TAG, "tag %d out of range 0..%d", tag, SF_TAG_MAX);
+  if ((rc = sfm_check_rank(comm, fn, recv ? "source" : "dest", peer, recv)) != MPI_SUCCESS) return rc;
+  if ((tag < 0 && !(recv && tag == MPI_ANY_TAG)) || tag > SF_TAG_MAX)
+    return sfm_error(comm, fn, MPI_ERR_TAG, "tag %d out of range 0..%d%s", tag, SF_TAG_MAX, recv ? " (or MPI_ANY_TAG)" : "");
   if (request == NULL) return sfm_error(comm, fn, MPI_ERR_ARG, "request is NULL");
   if (sfm_req_new(request, &rq) < 0) return sfm_error(comm, fn, MPI_ERR_NO_MEM, "out of memory");
   t = sfm_type_get(dt);
   bytes = t->size * (size_t)count;
-  rq->kind = SFM_RQ_SEND;
+  rq->kind = kind;
   rq->comm = comm;
   if (!t->contig && bytes) {
     rq->tmp = malloc(bytes);
     if (rq->tmp == NULL) {
       sfm_req_drop(*request);
-      return sfm_error(comm, fn, MPI_ERR_NO_MEM, "out of memory packing %zu bytes", bytes);
+      return sfm_error(comm, fn, MPI_ERR_NO_MEM, "out of memory for %zu bytes", bytes);
     }
-    sfm_pack(t, buf, count, rq->tmp);
-    src = rq->tmp;
+    if (recv) {
+      rq->ubuf = buf;
+      rq->ucount = count;
+      rq->utype = dt;
+    } else {
+      sfm_pack(t, buf, count, rq->tmp);
+    }
+    data = rq->tmp;
   }
-  rc = sf_isend(sfm.job, src, bytes, dest == MPI_PROC_NULL ? SF_PROC_NULL : c->world[dest], c->ctx, tag, sync, &rq->req);
+  if (recv)
+    rc = sf_irecv(sfm.job, data, bytes, sfm_peer(c, peer), c->ctx, tag == MPI_ANY_TAG ? SF_ANY_TAG : tag, &rq->req);
+  else
+    rc = sf_isend(sfm.job, data, bytes, sfm_peer(c, peer), c->ctx, tag, sync, &rq->req);
   if (rc < 0) {
     free(rq->tmp);
     sfm_req_drop(*request);
@@ -54,6 +71,11 @@ int sfm_isend(const char *fn, const void *buf, int count, MPI_Datatype dt, int d
     return sfm_dp_error(comm, fn, rc);
   }
   return MPI_SUCCESS;
+}
+
+int sfm_isend(const char *fn, const void *buf, int count, MPI_Datatype dt, int dest, int tag, MPI_Comm comm, int sync,
+              MPI_Request *request) {
+  return sfm_post(fn, SFM_RQ_SEND, (void *)buf, count, dt, dest, tag, comm, sync, request);
 }
 
 int MPI_Isend(const void *buf, int count, MPI_Datatype dt, int dest, int tag, MPI_Comm comm, MPI_Request *request) {
@@ -65,45 +87,8 @@ int MPI_Issend(const void *buf, int count, MPI_Datatype dt, int dest, int tag, M
 int MPI_Irsend(const void *buf, int count, MPI_Datatype dt, int dest, int tag, MPI_Comm comm, MPI_Request *request) {
   return sfm_isend("MPI_Irsend", buf, count, dt, dest, tag, comm, 0, request);
 }
-
 int MPI_Irecv(void *buf, int count, MPI_Datatype dt, int source, int tag, MPI_Comm comm, MPI_Request *request) {
-  int rc;
-  sfm_req *rq;
-  sfm_type *t;
-  size_t bytes;
-  void *dst = buf;
-  const char *fn = "MPI_Irecv";
-  SFM_P2P_CHECK(fn, comm, c, dt, count);
-  if ((rc = sfm_check_rank(comm, fn, "source", source, 1)) != MPI_SUCCESS) return rc;
-  if ((tag < 0 && tag != MPI_ANY_TAG) || tag > SF_TAG_MAX)
-    return sfm_error(comm, fn, MPI_ERR_TAG, "tag %d out of range 0..%d (or MPI_ANY_TAG)", tag, SF_TAG_MAX);
-  if (request == NULL) return sfm_error(comm, fn, MPI_ERR_ARG, "request is NULL");
-  if (sfm_req_new(request, &rq) < 0) return sfm_error(comm, fn, MPI_ERR_NO_MEM, "out of memory");
-  t = sfm_type_get(dt);
-  bytes = t->size * (size_t)count;
-  rq->kind = SFM_RQ_RECV;
-  rq->comm = comm;
-  if (!t->contig && bytes) {
-    rq->tmp = malloc(bytes);
-    if (rq->tmp == NULL) {
-      sfm_req_drop(*request);
-      return sfm_error(comm, fn, MPI_ERR_NO_MEM, "out of memory for %zu bytes", bytes);
-    }
-    rq->ubuf = buf;
-    rq->ucount = count;
-    rq->utype = dt;
-    dst = rq->tmp;
-  }
-  rc = sf_irecv(sfm.job, dst, bytes,
-                source == MPI_PROC_NULL ? SF_PROC_NULL : source == MPI_ANY_SOURCE ? SF_ANY_SOURCE : c->world[source],
-                c->ctx, tag == MPI_ANY_TAG ? SF_ANY_TAG : tag, &rq->req);
-  if (rc < 0) {
-    free(rq->tmp);
-    sfm_req_drop(*request);
-    *request = MPI_REQUEST_NULL;
-    return sfm_dp_error(comm, fn, rc);
-  }
-  return MPI_SUCCESS;
+  return sfm_post("MPI_Irecv", SFM_RQ_RECV, buf, count, dt, source, tag, comm, 0, request);
 }
 
 /* ---- blocking calls ---------------------------------------------------------------------- */
@@ -126,8 +111,7 @@ static int sfm_send(const char *fn, const void *buf, int count, MPI_Datatype dt,
   {
     int code;
     rc = sfm_wait1(&r, NULL, fn, &code);
-    if (rc != MPI_SUCCESS) return sfm_raise(comm, rc);
-    return code != MPI_SUCCESS ? sfm_raise(comm, code) : MPI_SUCCESS;
+    return sfm_wait_result(comm, rc, code, NULL);
   }
 }
 
@@ -170,12 +154,7 @@ int MPI_Recv(void *buf, int count, MPI_Datatype dt, int source, int tag, MPI_Com
   rc = MPI_Irecv(buf, count, dt, source, tag, comm, &r);
   if (rc != MPI_SUCCESS) return rc;
   rc = sfm_wait1(&r, status, "MPI_Recv", &code);
-  if (rc != MPI_SUCCESS) return sfm_raise(comm, rc);
-  if (code != MPI_SUCCESS) {
-    if (status) status->MPI_ERROR = code;
-    return sfm_raise(comm, code);
-  }
-  return MPI_SUCCESS;
+  return sfm_wait_result(comm, rc, code, status);
 }
 
 int MPI_Sendrecv(const void *sendbuf, int sendcount, MPI_Datatype sendtype, int dest, int sendtag, void *recvbuf,
@@ -192,12 +171,7 @@ int MPI_Sendrecv(const void *sendbuf, int sendcount, MPI_Datatype sendtype, int 
   rc = sfm_wait1(&sr, NULL, "MPI_Sendrecv", &code);
   if (rc != MPI_SUCCESS) return sfm_raise(comm, rc);
   rc = sfm_wait1(&rr, status, "MPI_Sendrecv", &code);
-  if (rc != MPI_SUCCESS) return sfm_raise(comm, rc);
-  if (code != MPI_SUCCESS) {
-    if (status) status->MPI_ERROR = code;
-    return sfm_raise(comm, code);
-  }
-  return MPI_SUCCESS;
+  return sfm_wait_result(comm, rc, code, status);
 }
 
 int MPI_Sendrecv_replace(void *buf, int count, MPI_Datatype dt, int dest, int sendtag, int source, int recvtag,

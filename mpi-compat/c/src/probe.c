@@ -7,8 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- probes ------------------------------------------------------------------------------ */
-
 static void sfm_probe_status(sfm_comm *c, const sf_status *st, MPI_Status *status) {
   if (status == NULL) return;
   status->MPI_SOURCE = st->source == SF_PROC_NULL ? MPI_PROC_NULL : c->inv[st->source];
@@ -20,12 +18,10 @@ static void sfm_probe_status(sfm_comm *c, const sf_status *st, MPI_Status *statu
 int MPI_Iprobe(int source, int tag, MPI_Comm comm, int *flag, MPI_Status *status) {
   sf_status st;
   int rc;
-  SFM_INIT_CHECK("MPI_Iprobe");
-  sfm_comm *c = sfm_comm_get(comm);
-  if (c == NULL) return sfm_error(MPI_COMM_WORLD, "MPI_Iprobe", MPI_ERR_COMM, "invalid communicator %d", comm);
+  SFM_COMM("MPI_Iprobe", comm, c);
   if ((rc = sfm_check_rank(comm, "MPI_Iprobe", "source", source, 1)) != MPI_SUCCESS) return rc;
   if (flag == NULL) return sfm_error(comm, "MPI_Iprobe", MPI_ERR_ARG, "flag is NULL");
-  rc = sf_iprobe(sfm.job, source == MPI_PROC_NULL ? SF_PROC_NULL : source == MPI_ANY_SOURCE ? SF_ANY_SOURCE : c->world[source],
+  rc = sf_iprobe(sfm.job, sfm_peer(c, source),
                  c->ctx, tag, &st);
   if (rc < 0) return sfm_dp_error(comm, "MPI_Iprobe", rc);
   *flag = rc;
@@ -36,12 +32,10 @@ int MPI_Iprobe(int source, int tag, MPI_Comm comm, int *flag, MPI_Status *status
 int MPI_Probe(int source, int tag, MPI_Comm comm, MPI_Status *status) {
   sf_status st;
   int rc;
-  SFM_INIT_CHECK("MPI_Probe");
-  sfm_comm *c = sfm_comm_get(comm);
-  if (c == NULL) return sfm_error(MPI_COMM_WORLD, "MPI_Probe", MPI_ERR_COMM, "invalid communicator %d", comm);
+  SFM_COMM("MPI_Probe", comm, c);
   if ((rc = sfm_check_rank(comm, "MPI_Probe", "source", source, 1)) != MPI_SUCCESS) return rc;
   sf_job_set_label(sfm.job, "MPI_Probe");
-  rc = sf_probe(sfm.job, source == MPI_PROC_NULL ? SF_PROC_NULL : source == MPI_ANY_SOURCE ? SF_ANY_SOURCE : c->world[source],
+  rc = sf_probe(sfm.job, sfm_peer(c, source),
                 c->ctx, tag, &st);
   sf_job_set_label(sfm.job, NULL);
   if (rc < 0) return sfm_dp_error(comm, "MPI_Probe", rc);

@@ -116,6 +116,17 @@ int sfm_wait1(MPI_Request *request, MPI_Status *status, const char *fn, int *req
   return MPI_SUCCESS;
 }
 
+/* The outcome of a completed wait: `rc` a failure of the wait itself, `code` the request's own
+ * error (stored in status->MPI_ERROR), each raised through comm's error handler. */
+int sfm_wait_result(MPI_Comm comm, int rc, int code, MPI_Status *status) {
+  if (rc != MPI_SUCCESS) return sfm_raise(comm, rc);
+  if (code != MPI_SUCCESS) {
+    if (status) status->MPI_ERROR = code;
+    return sfm_raise(comm, code);
+  }
+  return MPI_SUCCESS;
+}
+
 int MPI_Wait(MPI_Request *request, MPI_Status *status) {
   int code, rc;
   SFM_INIT_CHECK("MPI_Wait");
@@ -124,13 +135,8 @@ int MPI_Wait(MPI_Request *request, MPI_Status *status) {
     sfm_req *rq = sfm_req_get(*request);
     MPI_Comm comm = rq ? rq->comm : MPI_COMM_WORLD;
     rc = sfm_wait1(request, status, "MPI_Wait", &code);
-    if (rc != MPI_SUCCESS) return sfm_raise(comm, rc);
-    if (code != MPI_SUCCESS) {
-      if (status) status->MPI_ERROR = code;
-      return sfm_raise(comm, code);
-    }
+    return sfm_wait_result(comm, rc, code, status);
   }
-  return MPI_SUCCESS;
 }
 
 int MPI_Waitall(int count, MPI_Request requests[], MPI_Status statuses[]) {
@@ -189,12 +195,7 @@ int MPI_Waitany(int count, MPI_Request requests[], int *index, MPI_Status *statu
   *index = idx;
   comm = sfm_req_get(requests[idx])->comm;
   rc = sfm_wait1(&requests[idx], status, "MPI_Waitany", &code);
-  if (rc != MPI_SUCCESS) return sfm_raise(comm, rc);
-  if (code != MPI_SUCCESS) {
-    if (status) status->MPI_ERROR = code;
-    return sfm_raise(comm, code);
-  }
-  return MPI_SUCCESS;
+  return sfm_wait_result(comm, rc, code, status);
 }
 
 static int sfm_collect_done(int count, MPI_Request requests[], int *outcount, int indices[], MPI_Status statuses[],

@@ -149,6 +149,8 @@ void sfm_empty_status(MPI_Status *st);
 int sfm_finish(sfm_req *rq, int rc, const sf_status *st, MPI_Status *status, const char *fn);
 /* Wait for one request and release it (*request = MPI_REQUEST_NULL). */
 int sfm_wait1(MPI_Request *request, MPI_Status *status, const char *fn, int *req_code);
+int sfm_peer(const sfm_comm *c, int r); /* MPI rank or wildcard -> data-plane peer */
+int sfm_wait_result(MPI_Comm comm, int rc, int code, MPI_Status *status);
 int sfm_isend(const char *fn, const void *buf, int count, MPI_Datatype dt, int dest, int tag, MPI_Comm comm,
               int sync, MPI_Request *request);
 int sfm_detach(sfm_req *rq);                  /* keep a pending request running in the background */
