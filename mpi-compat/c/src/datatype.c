@@ -145,6 +145,19 @@ typedef struct {
   int homog_set;
 } sfm_builder;
 
+/* Room for entry n of an array of *cap entries (doubling, 8 at first). */
+static int sfm_reserve(void **arr, int *cap, int n, size_t elem) {
+  void *p;
+  int nc;
+  if (n < *cap) return 0;
+  nc = *cap ? *cap * 2 : 8;
+  p = realloc(*arr, (size_t)nc * elem);
+  if (p == NULL) return -1;
+  *arr = p;
+  *cap = nc;
+  return 0;
+}
+
 static int sfm_b_block(sfm_builder *b, MPI_Aint disp, size_t len) {
   sfm_type *t = &b->t;
   if (len == 0) return 0;
@@ -155,13 +168,7 @@ static int sfm_b_block(sfm_builder *b, MPI_Aint disp, size_t len) {
       return 0;
     }
   }
-  if (t->nblocks == b->cap_blocks) {
-    int nc = b->cap_blocks ? b->cap_blocks * 2 : 8;
-    sfm_block *p = realloc(t->blocks, (size_t)nc * sizeof *p);
-    if (p == NULL) return -1;
-    t->blocks = p;
-    b->cap_blocks = nc;
-  }
+  if (sfm_reserve((void **)&t->blocks, &b->cap_blocks, t->nblocks, sizeof *t->blocks) < 0) return -1;
   t->blocks[t->nblocks].disp = disp;
   t->blocks[t->nblocks].len = len;
   t->nblocks++;
@@ -185,13 +192,7 @@ static int sfm_b_run(sfm_builder *b, MPI_Aint disp, int basic, size_t count, siz
       return 0;
     }
   }
-  if (t->nruns == b->cap_runs) {
-    int nc = b->cap_runs ? b->cap_runs * 2 : 8;
-    sfm_run *p = realloc(t->runs, (size_t)nc * sizeof *p);
-    if (p == NULL) return -1;
-    t->runs = p;
-    b->cap_runs = nc;
-  }
+  if (sfm_reserve((void **)&t->runs, &b->cap_runs, t->nruns, sizeof *t->runs) < 0) return -1;
   t->runs[t->nruns].disp = disp;
   t->runs[t->nruns].basic = basic;
   t->runs[t->nruns].count = count;

@@ -85,14 +85,13 @@ typedef struct sfm_state {
 
 extern sfm_state sfm;
 
-/* Errors: build a detailed error code (class + slot of a stored message) and apply the
+/* Errors (errors.c): build a detailed error code (class + slot of a stored message) and apply the
  * communicator's error handler. `fn` is the MPI function name. */
 int sfm_error(MPI_Comm comm, const char *fn, int cls, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 int sfm_dp_error(MPI_Comm comm, const char *fn, int rc); /* from an SF_E* code + sf_last_error() */
 int sfm_dp_code(const char *fn, int rc);                  /* the same, without the handler */
 int sfm_code(int cls, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int sfm_raise(MPI_Comm comm, int code);                   /* apply comm's handler to a code */
-void sfm_fatal(int code, const char *msg) __attribute__((noreturn));
 int sfm_class_of(int sfcode);
 
 #define SFM_INIT_CHECK(fn)                                                                     \
@@ -102,12 +101,31 @@ int sfm_class_of(int sfcode);
                        !sfm.initialized ? "before" : "after");                                 \
   } while (0)
 
+/* Job control (jobctl.c): the job's processes and the launcher. */
+void sfm_jobctl_started(void);                                /* after the fork, every rank */
+void sfm_jobctl_finalized(void);                              /* past MPI_Finalize */
+void sfm_init_fail(const char *what) __attribute__((noreturn)); /* MPI_Init failed: report, exit */
+/* An error under MPI_ERRORS_ARE_FATAL: print it, report it (unless it is a peer's death's
+ * consequence), abort the job, exit. */
+void sfm_fatal(int code, const char *msg) __attribute__((noreturn));
+
+/* Communicators (comm.c) and groups (group.c). */
+#define SFM_COMM(fn, comm, c)                                                                    \
+  SFM_INIT_CHECK(fn);                                                                          \
+  sfm_comm *c = sfm_comm_get(comm);                                                            \
+  if (c == NULL) return sfm_error(MPI_COMM_WORLD, fn, MPI_ERR_COMM, "invalid communicator %d", (int)(comm))
+
+int sfm_grow(void **arr, int *n, size_t elem); /* double a zeroed table (16 entries at first) */
 sfm_comm *sfm_comm_get(MPI_Comm c);
 sf_group sfm_coll_group(const sfm_comm *c);
 int sfm_comm_new(int size, int rank, const int *world, uint32_t ctx, MPI_Comm *out);
 int sfm_agree_ctx(MPI_Comm parent, uint32_t *ctx);
 int sfm_comms_init(void);
+sfm_group *sfm_group_get(MPI_Group g);
+int sfm_group_new(int size, const int *world, MPI_Group *out);
+int sfm_cmp_lists(const int *a, int na, const int *b, int nb); /* MPI_IDENT, MPI_SIMILAR or MPI_UNEQUAL */
 
+/* Datatypes (datatype.c). */
 sfm_type *sfm_type_get(MPI_Datatype t);
 int sfm_types_init(void);
 int sfm_type_check(MPI_Comm comm, const char *fn, MPI_Datatype t, int count);
@@ -115,10 +133,70 @@ void sfm_pack(const sfm_type *t, const void *buf, int count, void *out);
 void sfm_unpack(const sfm_type *t, const void *in, size_t bytes, void *buf, int count);
 const char *sfm_type_name(MPI_Datatype t);
 
+/* Requests and completion (requests.c), point-to-point (p2p.c), buffered sends (bsend.c). */
+#define SFM_P2P_CHECK(fn, comm, c, dt, count)                                                    \
+  SFM_INIT_CHECK(fn);                                                                          \
+  sfm_comm *c = sfm_comm_get(comm);                                                            \
+  if (c == NULL) return sfm_error(MPI_COMM_WORLD, fn, MPI_ERR_COMM, "invalid communicator %d", (int)(comm)); \
+  if ((rc = sfm_type_check(comm, fn, dt, count)) != MPI_SUCCESS) return rc
 int sfm_check_rank(MPI_Comm comm, const char *fn, const char *what, int r, int allow_any);
 int sfm_req_new(MPI_Request *out, sfm_req **rq);
-int sfm_ops_init(void);
+sfm_req *sfm_req_get(MPI_Request r);
+void sfm_req_drop(MPI_Request r);
+void sfm_empty_status(MPI_Status *st);
+/* Finish a completed request: fill the MPI status, unpack, free temporaries. Returns the
+ * request's own MPI error code (truncation), without applying the error handler. */
+int sfm_finish(sfm_req *rq, int rc, const sf_status *st, MPI_Status *status, const char *fn);
+/* Wait for one request and release it (*request = MPI_REQUEST_NULL). */
+int sfm_wait1(MPI_Request *request, MPI_Status *status, const char *fn, int *req_code);
+int sfm_peer(const sfm_comm *c, int r); /* MPI rank or wildcard -> data-plane peer */
+int sfm_wait_result(MPI_Comm comm, int rc, int code, MPI_Status *status);
+int sfm_isend(const char *fn, const void *buf, int count, MPI_Datatype dt, int dest, int tag, MPI_Comm comm,
+              int sync, MPI_Request *request);
+int sfm_detach(sfm_req *rq);                  /* keep a pending request running in the background */
 int sfm_progress_detached(void);              /* complete what finished; no blocking */
 int sfm_drain_detached(const char *fn);       /* block until every detached request finished */
+
+/* Reductions (op.c). */
+typedef struct sfm_red {
+  sf_combine_fn fn;
+  void *arg;
+  sf_builtin_arg b;
+  MPI_User_function *ufn;
+  MPI_Datatype dt;
+  sfm_type *t;
+  size_t unit;  /* bytes per datatype item in the wire layout */
+  int packed;   /* wire layout is packed (predefined op on a non-contiguous type) */
+} sfm_red;
+int sfm_ops_init(void);
+const char *sfm_op_name(MPI_Op op);
+int sfm_red_setup(MPI_Comm comm, const char *fn, MPI_Datatype dt, MPI_Op op, int count, sfm_red *r);
+/* Input in wire layout: the user's buffer, or a packed copy (*tmp). */
+const void *sfm_red_in(sfm_red *r, const void *buf, int count, void **tmp);
+
+/* Collectives (coll.c, coll_v.c). */
+#define SFM_COLL(fn, comm, c)                                                                      \
+  SFM_INIT_CHECK(fn);                                                                            \
+  sfm_comm *c = sfm_comm_get(comm);                                                              \
+  if (c == NULL) return sfm_error(MPI_COMM_WORLD, fn, MPI_ERR_COMM, "invalid communicator %d", (int)(comm)); \
+  sf_group g = sfm_coll_group(c);                                                                \
+  (void)g;                                                                                       \
+  sf_job_set_label(sfm.job, fn)
+
+#define SFM_DONE(comm, fn, rc) (sf_job_set_label(sfm.job, NULL), (rc) < 0 ? sfm_dp_error(comm, fn, rc) : MPI_SUCCESS)
+#define SFM_RET(x) do { sf_job_set_label(sfm.job, NULL); return (x); } while (0)
+
+int sfm_check_root(MPI_Comm comm, const char *fn, sfm_comm *c, int root);
+typedef struct sfm_lay {
+  size_t *lens, *displs;
+  void *work; /* where the data plane reads/writes */
+  void *tmp;  /* packed buffer, or NULL when work is the user's buffer */
+} sfm_lay;
+/* Blocks i = 0..n-1 of counts[i] (or `count`) items at udispls[i] (or i*count) extents. */
+int sfm_lay_make(sfm_lay *l, sfm_type *t, void *ubuf, int n, const int *counts, int count, const int *udispls,
+                 int pack_now);
+void sfm_lay_unpack(sfm_lay *l, sfm_type *t, void *ubuf, int n, const int *counts, int count, const int *udispls);
+void sfm_lay_free(sfm_lay *l);
+int sfm_counts_ok(MPI_Comm comm, const char *fn, const char *what, const int *counts, int n);
 
 #endif
