@@ -21,6 +21,9 @@
         "native/dataplane/link_tcp.c",
         "native/control/control.c",
         "native/proc/status.c",
+        "native/proc/watch.c",
+        "native/proc/fork.c",
+        "native/proc/admission.c",
         "native/dataplane/coll.c",
         "native/dataplane/ops.c"
       ],

@@ -62,6 +62,21 @@ export function settle(ticket: Ticket): void {
   for (const resolve of ticket.waiters.splice(0)) resolve(outcomes);
 }
 
+/**
+ * @internal For MPI.init, whose job control is native (native/proc/watch.c): takes the clones of
+ * `ticket` out of the runtime's watch and returns their pids in id order; the caller watches and
+ * reaps them, and gives the ticket's slots back with `release()` once they are gone. join() and
+ * kill() no longer apply to the ticket.
+ */
+export function handOver(ticket: Ticket): { pids: number[]; release(): void } {
+  if (ticket.phase !== 'cloned') throw errors.notCloned('handOver', ticket.number);
+  ticket.phase = 'joined';
+  const pids = ticket.domains.map((d) => d.pid);
+  for (const d of ticket.domains) d.forget();
+  tickets.delete(ticket.number);
+  return { pids, release: () => ticket.reservation.release() };
+}
+
 /** In a fresh clone: what was the parent's is not ours. */
 function afterForkInClone(): void {
   for (const t of tickets.values()) {

@@ -54,6 +54,14 @@ export interface NativeAddon {
   closeFd(fd: number): void;
   setCloexec(fd: number, on?: boolean): void;
   allocRegion(bytes: number, options?: { hugePages?: boolean }): ArrayBuffer;
+  /** The host's limit of live clones (native/proc/admission.c); RangeError for a bad SFMPI_MAX_CLONES. */
+  admissionLimit(): number;
+  /** Reserves slots (limit -1: the host's); a reservation id, or RangeError "admission refused: ...". */
+  admissionReserve(slots: number, limit?: number): number;
+  /** Gives a reservation back (idempotent). */
+  admissionRelease(id: number): void;
+  /** Slots in use on this host. */
+  admissionUsed(): number;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));

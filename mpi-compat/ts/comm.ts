@@ -12,7 +12,7 @@
  * next free context, so disjoint sub-communicators cannot collide.
  */
 import { MPIError, rangeError, typeError, describe } from './errors.js';
-import { bytesOf, ctorOf, isTypedArray, OBJECT_TYPE, requireTypedArray, TYPE_NAMES, typeIdOf, type TypedArray } from './datatype.js';
+import { bytesOf, ctorOf, isTypedArray, OBJECT_TYPE, refusedError, requireTypedArray, TYPE_NAMES, typeIdOf, type TypedArray } from './datatype.js';
 import { mpi, SF_OP, status as st } from './native.js';
 import { Op, SUM } from './op.js';
 import { Request, ReqKind } from './request.js';
@@ -149,6 +149,12 @@ export class Comm {
     return s._set(st[0] < 0 ? st[0] : this.#toLocal(st[0]), st[1], st[2], st[3] ?? fallbackType);
   }
 
+  /** After a typed receive: its status, or the error of a refused message (in this comm's ranks). */
+  #received(where: string, buf: TypedArray, status: Status | undefined): Status {
+    if (st[4] !== 0) throw refusedError(where, st[4], this.#toLocal(st[0]), st[1], st[2], st[3], buf);
+    return this.#status(status);
+  }
+
   #decode(bytes: Buffer | null): unknown {
     if (bytes === null) return undefined; // PROC_NULL
     if (st[3] === OBJECT_TYPE) return decode(bytes);
@@ -280,13 +286,13 @@ export class Comm {
     const id = typeIdOf(buf);
     if (id > 0 && source >= 0 && source < this.size && (source | 0) === source && tag >= -1 && tag <= TAG_UB && (tag | 0) === tag && !this.#freed && !runtime.finalized) {
       mpi.recv(buf, id, this.#ranks ? this.#ranks[source] : source, this.#ctx, tag);
-      return this.#status(status);
+      return this.#received('recv', buf, status);
     }
     this.#live('comm.Recv');
     requireTypedArray('comm.Recv', 'buf', buf);
     const s = this.#source('comm.Recv', source), t = this.#tag('comm.Recv', tag, true);
     mpi.recv(buf, typeIdOf(buf), s, this.#ctx, t);
-    return this.#status(status);
+    return this.#received('recv', buf, status);
   }
 
   /** Starts a typed-array send; do not modify `buf` until the request completes. */
@@ -316,7 +322,7 @@ export class Comm {
     const sreq = d === PROC_NULL ? 0 : mpi.isend(sendbuf, typeIdOf(sendbuf), d, this.#ctx, t, 0);
     try {
       mpi.recv(recvbuf, typeIdOf(recvbuf), s, this.#ctx, rt);
-      const out = this.#status(status);
+      const out = this.#received('recv', recvbuf, status);
       if (sreq) mpi.wait(sreq);
       return out;
     } finally {

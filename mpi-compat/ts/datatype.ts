@@ -7,7 +7,7 @@
  * bytes, see serialization.ts). The ids are this layer's own; they travel in the data plane's
  * per-message datatype word.
  */
-import { typeError } from './errors.js';
+import { MPIError, typeError } from './errors.js';
 
 /** A typed array that buffer messages can move (DataView is not one: it has no element type). */
 export type TypedArray =
@@ -79,4 +79,28 @@ export function requireTypedArray(where: string, name: string, buf: unknown): Ty
 /** A byte view of a typed array's elements (no copy). */
 export function bytesOf(a: TypedArray): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/** "40 bytes (10 int32)", or "40 bytes" for object messages. */
+export function elems(nbytes: number, id: number): string {
+  const C = id > 0 ? CTORS[id] : undefined;
+  return C ? `${nbytes} bytes (${nbytes / C.BYTES_PER_ELEMENT} ${TYPE_NAMES[id]})` : `${nbytes} bytes`;
+}
+
+/** Why a receive refused its message: the binding's status array says so in its fifth entry. */
+export const REFUSED = { none: 0, truncated: 1, typeMismatch: 2 } as const;
+
+/**
+ * The error of a receive that refused its message, in the communicator's ranks: truncation (the
+ * buffer is too short) or a type mismatch (another element type, or an object message).
+ * @param source the sender's rank in the communicator
+ */
+export function refusedError(where: string, refused: number, source: number, tag: number, nbytes: number, sentType: number, buf: TypedArray): MPIError {
+  const mine = typeIdOf(buf);
+  if (refused === REFUSED.typeMismatch) {
+    const sent = sentType === OBJECT_TYPE ? 'an object message (send)' : `${TYPE_NAMES[sentType] ?? 'unknown'} elements`;
+    return new MPIError('ERR_TYPE', `${where}: type mismatch: rank ${source} sent ${sent} with tag ${tag}, but the receive buffer is ${TYPE_NAMES[mine]}` +
+      (sentType === OBJECT_TYPE ? ' (use recv for object messages)' : ''), { rank: source });
+  }
+  return new MPIError('ERR_TRUNCATE', `${where}: message truncated: rank ${source} sent ${elems(nbytes, sentType)} with tag ${tag}, but the receive buffer holds ${elems(buf.byteLength, mine)}`, { rank: source });
 }

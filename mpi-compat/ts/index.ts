@@ -15,11 +15,13 @@
  *   4. each rank wires SFMPI_STDIO_FDS, sends `fork` on SFMPI_CONTROL_FD, installs failure reporting.
  * Failure: an uncaught exception in a rank sends `fail` to the launcher and sets the data plane's
  * abort word; ranks blocked in MPI calls wake and throw MPIError ERR_ABORTED naming that rank.
- * The origin reaps every clone at finalize or exit and reports `exit`/`fail` per rank.
+ * The origin's clones are watched by the native process module (native/proc/watch.c), the same
+ * code as libsfmpi's: a clone's death reaches the data plane and the launcher at once, and the
+ * origin reaps every clone at finalize or exit with an `exit` line for each (and one `fail` for a
+ * failure nobody reported: the claim-once policy of native/control).
  */
-import * as os from 'node:os';
-import { clone, joinSync, kill, requestTicket, type Ticket } from '../../runtime/index.js';
-import type { CloneOutcome } from '../../runtime/index.js';
+import { clone, requestTicket, type Ticket } from '../../runtime/index.js';
+import { handOver } from '../../runtime/clone.js';
 import {
   ANY_SOURCE, ANY_TAG, Comm, IN_PLACE, PROC_NULL, TAG_UB, UNDEFINED, makeWorld, runtime, setAbortHook,
 } from './comm.js';
@@ -55,7 +57,8 @@ interface Job {
   size: number;
   world: Comm;
   self: Comm;
-  ticket: Ticket | null;
+  /** Origin: gives the clones' admission slots back once they are reaped. */
+  releaseSlots: (() => void) | null;
   ctlFd: number;
   reaped: boolean;
   failed: boolean;
@@ -97,44 +100,20 @@ function wireStdio(rank: number, size: number): void {
   for (const fd of fds) if (fd > 2) proc.closeFd(fd);
 }
 
-/** Reports this rank's own failure once: `fail` to the launcher, then the job's abort word. */
+/** Reports this rank's own failure once (unless its parent did): `fail` to the launcher, then the job's abort word. */
 function reportFailure(j: Job, code: number, cause: string): void {
   if (j.failed) return;
   j.failed = true;
-  ctl(() => mpi.ctlFail(j.ctlFd, j.rank, code, 0, oneLine(cause)));
-  mpi.markFailReported(j.rank);
+  ctl(() => mpi.ctlFailOnce(j.ctlFd, j.rank, code, 0, oneLine(cause)));
   mpi.abort(code, oneLine(cause));
 }
 
-function signalNumber(sig: NodeJS.Signals | null): number {
-  if (!sig) return 0;
-  return (os.constants.signals as Record<string, number>)[sig] ?? 0;
-}
-
-/** Origin: waits for every clone (killing them after `graceMs` when the job is failing), reports each. */
+/** Origin: reaps every clone (killing them after `graceMs` when the job is failing), each reported by the native watcher. */
 function reapClones(j: Job, graceMs: number): void {
-  if (j.reaped || !j.ticket) return;
+  if (j.reaped || !j.releaseSlots) return;
   j.reaped = true;
-  let outcomes: CloneOutcome[];
-  try {
-    outcomes = joinSync(j.ticket, graceMs);
-  } catch {
-    kill(j.ticket);
-    outcomes = joinSync(j.ticket);
-  }
-  // Report genuine failures first: the launcher names the first `fail` it reads.
-  const order = [...outcomes].sort((a, b) => Number(a.ok) - Number(b.ok));
-  for (const o of order) {
-    if (o.ok) ctl(() => mpi.ctlExit(j.ctlFd, o.id, 0));
-    else if (mpi.failReported(o.id)) ctl(() => mpi.ctlExit(j.ctlFd, o.id, o.code ?? 1));
-    else {
-      const sig = signalNumber(o.signal);
-      const code = sig ? 128 + sig : o.code ?? 1;
-      const cause = sig ? `was killed by signal ${sig} (${o.signal})` : `exited with code ${o.code}${o.error ? `: ${o.error.name}: ${o.error.message}` : ''}`;
-      ctl(() => mpi.ctlFail(j.ctlFd, o.id, code, sig, oneLine(cause)));
-      mpi.markFailReported(o.id);
-    }
-  }
+  ctl(() => mpi.reapClones(graceMs, graceMs >= 0));
+  j.releaseSlots();
 }
 
 /** True for errors that only echo another rank's failure (abort word, dead peer). */
@@ -148,7 +127,7 @@ function installFailureReporting(j: Job): void {
     if (isEcho(err)) {
       // Another rank failed first and has reported it (or its parent will): just leave.
       // One line instead of a stack: the launcher already names the rank that failed first.
-      mpi.markFailReported(j.rank);
+      mpi.markFailReported(j.rank); // its cause is another rank's, reported there
       j.failed = true;
       process.stderr.write(`sfmpi: rank ${j.rank} stopped: ${(err as Error).message}\n`);
       process.exit(1);
@@ -208,12 +187,18 @@ export function init(options: InitOptions = {}): Comm {
       const C = e instanceof RangeError ? RangeError : e instanceof TypeError ? TypeError : Error;
       throw new C(`MPI.init: cannot start ${size} ranks: ${e.message}`, { cause: e });
     }
-    if (rank === 0) ticket.domains.forEach((d) => mpi.setPid(d.id, d.pid));
+  }
+  let releaseSlots: (() => void) | null = null;
+  let pids: number[] = [];
+  if (rank === 0 && ticket) {
+    ({ pids, release: releaseSlots } = handOver(ticket));
+    pids.forEach((pid, i) => mpi.setPid(i + 1, pid));
   }
   mpi.attach(rank);
+  if (rank === 0 && pids.length > 0) mpi.watchClones(ctlFd, Int32Array.from(pids, (_, i) => i + 1), Int32Array.from(pids));
   const ms = performance.now() - t0;
   const { world, self } = makeWorld(rank, size);
-  job = { rank, size, world, self, ticket: rank === 0 ? ticket : null, ctlFd, reaped: false, failed: false };
+  job = { rank, size, world, self, releaseSlots, ctlFd, reaped: false, failed: false };
   wireStdio(rank, size);
   ctl(() => mpi.ctlFork(ctlFd, rank, process.pid, ms));
   // With --verbose, sfmpirun prints each rank's `ms` from this message (SFMPI_VERBOSE).
@@ -237,7 +222,10 @@ export function finalize(): void {
   j.world.barrier();
   mpi.markFinished();
   runtime.finalized = true;
-  if (j.rank === 0) reapClones(j, -1);
+  if (j.rank === 0) {
+    mpi.watchFinished();
+    reapClones(j, -1);
+  }
 }
 
 /** Aborts the whole job with `code`: reports this rank as the cause, wakes every rank, exits. */

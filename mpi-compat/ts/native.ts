@@ -4,7 +4,8 @@
  *
  * Conventions of the binding: ranks are world ranks; `ctx` is a data-plane context id; `dtype` is
  * a datatype wire id (datatype.ts; -1 = object receive). Results of receives, probes and waits go
- * to the shared `status` array [source, tag, nbytes, dtype] instead of a fresh object per call.
+ * to the shared `status` array [source, tag, nbytes, dtype, refused] instead of a fresh object per
+ * call; `refused` (datatype.ts REFUSED) says why a receive refused its message.
  */
 import { isMainThread } from 'node:worker_threads';
 import { native as addon } from '../../xen/native.js';
@@ -59,6 +60,12 @@ export interface NativeMPI {
   ctlFailOnce(fd: number, rank: number, code: number, signal: number, cause: string): boolean;
   /** The MPI error class of a data-plane error code ("ERR_TIMEOUT"). */
   errorClass(code: number): string;
+  /** Origin: hands its clones (ranks, pids) to the native watcher, which reports them on ctlFd. */
+  watchClones(ctlFd: number, ranks: Int32Array, pids: Int32Array): void;
+  /** Origin past finalize: clones that end now are reaped at once. */
+  watchFinished(): void;
+  /** Origin: reaps every clone (kills what is left after graceMs, -1 waits); how many failed. */
+  reapClones(graceMs: number, reportDead: boolean): number;
   readonly ANY_SOURCE: number;
   readonly ANY_TAG: number;
   readonly PROC_NULL: number;
@@ -77,7 +84,7 @@ export const mpi: NativeMPI = mod;
 /** Awaited requests register here; the binding calls back with their id once they complete. */
 export const settled = new Map<number, () => void>();
 
-/** [source, tag, nbytes, dtype] of the last receive, probe or wait. */
+/** [source, tag, nbytes, dtype, refused] of the last receive, probe or wait. */
 export const status: Float64Array = mpi.setErrorFactory(
   (code, message, rank, ranks) => makeNativeError(code, message, rank, ranks),
   isMainThread,

@@ -12,7 +12,7 @@ import { MPIError, makeNativeError } from './errors.js';
 import { mpi, settled, status as st } from './native.js';
 import { Status } from './status.js';
 import { decode } from './serialization.js';
-import { ctorOf, OBJECT_TYPE } from './datatype.js';
+import { ctorOf, OBJECT_TYPE, refusedError, type TypedArray } from './datatype.js';
 
 const HEALTH_MS = 25;
 
@@ -99,7 +99,9 @@ export class Request<T = unknown> implements PromiseLike<T> {
     const source = st[0] < 0 ? st[0] : this.#map(st[0]);
     this.#status._set(source, st[1], st[2], st[3]);
     try {
-      if (this.#kind === ReqKind.RecvObject) {
+      if (st[4] !== 0) {
+        this.#error = refusedError('irecv', st[4], source, st[1], st[2], st[3], this.#buf as TypedArray);
+      } else if (this.#kind === ReqKind.RecvObject) {
         const bytes = mpi.result(this.#id);
         if (bytes === null || bytes === undefined) this.#value = undefined as T;
         else if (st[3] === OBJECT_TYPE) this.#value = decode(bytes) as T;

@@ -3,6 +3,10 @@
 
 #include "addon.h"
 
+extern "C" {
+#include "sf_proc.h"
+}
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -91,6 +95,35 @@ static Napi::Value SetCloexec(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// admissionLimit() -> number: the host's limit of live clones (RangeError for a malformed
+// SFMPI_MAX_CLONES). admissionReserve(slots, limit = -1) -> id (RangeError: refused).
+// admissionRelease(id). admissionUsed() -> slots in use on this host. (native/proc/admission.c)
+static Napi::Value AdmissionLimit(const Napi::CallbackInfo& info) {
+  char err[256];
+  long n = sf_admission_limit(err, sizeof err);
+  if (n < 0) return ThrowRange(info.Env(), err);
+  return Napi::Number::New(info.Env(), static_cast<double>(n));
+}
+
+static Napi::Value AdmissionReserve(const Napi::CallbackInfo& info) {
+  int slots = 0;
+  if (!RequireInt(info, 0, "admissionReserve(slots, limit): slots", &slots)) return info.Env().Undefined();
+  long limit = info.Length() > 1 && info[1].IsNumber() ? static_cast<long>(info[1].As<Napi::Number>().DoubleValue()) : -1;
+  char err[300];
+  long id = sf_admission_reserve(slots, limit, err, sizeof err);
+  if (id < 0) return strncmp(err, "admission refused", 17) == 0 ? ThrowRange(info.Env(), err) : ThrowError(info.Env(), err);
+  return Napi::Number::New(info.Env(), static_cast<double>(id));
+}
+
+static Napi::Value AdmissionRelease(const Napi::CallbackInfo& info) {
+  if (info.Length() > 0 && info[0].IsNumber()) sf_admission_release(static_cast<long>(info[0].As<Napi::Number>().DoubleValue()));
+  return info.Env().Undefined();
+}
+
+static Napi::Value AdmissionUsed(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(sf_admission_used()));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("forkClones", Napi::Function::New(env, ForkClones, "forkClones"));
   exports.Set("releaseClones", Napi::Function::New(env, ReleaseClones, "releaseClones"));
@@ -99,6 +132,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("dup2", Napi::Function::New(env, Dup2, "dup2"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
   exports.Set("setCloexec", Napi::Function::New(env, SetCloexec, "setCloexec"));
+  exports.Set("admissionLimit", Napi::Function::New(env, AdmissionLimit, "admissionLimit"));
+  exports.Set("admissionReserve", Napi::Function::New(env, AdmissionReserve, "admissionReserve"));
+  exports.Set("admissionRelease", Napi::Function::New(env, AdmissionRelease, "admissionRelease"));
+  exports.Set("admissionUsed", Napi::Function::New(env, AdmissionUsed, "admissionUsed"));
   InitCloneWatch(env, exports);
   InitMemory(env, exports);
   InitExit(env, exports);

@@ -10,14 +10,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 static long sf__env_long(const char *name, long dflt) {
@@ -231,45 +228,6 @@ int sf_job_add_link_fd(sf_job *job, int peer, int fd) {
   return 0;
 }
 
-int sf_job_fork(sf_job *job) {
-  pid_t origin = getpid(), pid;
-  int r, rc;
-
-  if (job == NULL) return sf__err(SF_EINVAL, "sf_job_fork: job is NULL");
-  if (job->rank >= 0) return sf__err(SF_ESTATE, "sf_job_fork: already attached");
-  fflush(NULL); /* nothing buffered may be printed twice */
-  for (r = 1; r < job->nlocal; r++) {
-    pid = fork();
-    if (pid < 0) {
-      rc = sf__errno("fork");
-      goto fail;
-    }
-    if (pid == 0) {
-      /* A clone must not outlive its origin: die with it, and close the race where the origin
-       * died before prctl took effect. */
-      if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != origin) _exit(127);
-      rc = sf_job_attach(job, job->local_world[r]);
-      if (rc < 0) _exit(127);
-      return job->local_world[r];
-    }
-    atomic_store(&sf__slot_of(job, r)->pid, (int32_t)pid);
-  }
-  rc = sf_job_attach(job, job->local_world[0]);
-  if (rc < 0) goto fail;
-  return job->local_world[0];
-
-fail:
-  /* Leave no clone behind: kill and reap those already forked. */
-  for (int k = 1; k < r && k < job->nlocal; k++) {
-    pid_t p = (pid_t)atomic_load(&sf__slot_of(job, k)->pid);
-    if (p > 0) {
-      kill(p, SIGKILL); /* ESRCH: already gone, reaped below either way */
-      while (waitpid(p, NULL, 0) < 0 && errno == EINTR) {}
-    }
-  }
-  return rc;
-}
-
 void sf_job_destroy(sf_job *job) {
   sf__unexp *u, *un;
   struct sf_req *q, *qn;
@@ -347,6 +305,11 @@ int sf_job_claim_fail_report(sf_job *job, int rank) {
   return atomic_exchange(&sf__slot_of(job, job->local_of[rank])->fail_reported, 1) == 0;
 }
 
+int sf_job_finished(const sf_job *job, int rank) {
+  if (job == NULL || rank < 0 || rank >= job->size || !sf__is_local(job, rank)) return 0;
+  return atomic_load(&sf__slot_of(job, job->local_of[rank])->state) == SF__RANK_FINISHED;
+}
+
 void sf_job_note_death(sf_job *job, int rank, int wstatus) {
   sf__slot *s;
   if (job == NULL || rank < 0 || rank >= job->size || !sf__is_local(job, rank)) return;
@@ -358,8 +321,9 @@ void sf_job_note_death(sf_job *job, int rank, int wstatus) {
     uint32_t st = atomic_load(&s->state);
     if (st != SF__RANK_FINISHED) atomic_store(&s->state, SF__RANK_DEAD);
   }
+  /* Every other rank of the host wakes, this process's own rank too (its thread may wait). */
   for (int l = 0; l < job->nlocal; l++)
-    if (l != job->me) sf__wake_local(job, l);
+    if (l != job->local_of[rank]) sf__wake_local(job, l);
 }
 
 /* ---- abort ---------------------------------------------------------------------------------- */

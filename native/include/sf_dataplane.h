@@ -173,8 +173,12 @@ int sf_job_local_world(const sf_job *job, int local);
 int sf_job_add_link_fd(sf_job *job, int peer, int fd);
 
 /* The parent of `rank` (a rank of this host it forked) reports its death with its wait(2)
- * status: the rank's link goes down at once in every local rank, and waiters wake. */
+ * status: the rank's link goes down at once in every local rank, and waiters wake.
+ * Thread-safe (another thread of the process may use the job meanwhile), as is the next one. */
 void sf_job_note_death(sf_job *job, int rank, int wstatus);
+
+/* Has `rank` (of this host) marked itself finished (sf_job_mark_finished)? 1/0. */
+int sf_job_finished(const sf_job *job, int rank);
 
 /* Event-loop integration. sf_job_wakeup_fd is an fd that becomes readable when something may
  * have arrived for this rank (poll it with libuv); while armed, peers ring it for every frame

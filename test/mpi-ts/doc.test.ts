@@ -8,7 +8,9 @@ import { Comm, MPI, Op, Request, Status } from '../../mpi-compat/ts/index.js';
 import { root } from './helpers.js';
 
 const headings = fs.readFileSync(path.join(root, 'docs', 'mpi-ts.md'), 'utf8').split('\n').filter((l) => l.startsWith('#')).join('\n');
-const documented = (prefix: string, name: string) => headings.includes(`\`${prefix}${name}`) || headings.includes(`, \`${prefix}${name}`);
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+// The heading must name the member exactly: `comm.send(` or `comm.send`, never `comm.sendrecv(`.
+const documented = (prefix: string, name: string) => new RegExp('`' + escape(prefix + name) + '(?![\\w$])').test(headings);
 const members = (proto: object) => Object.getOwnPropertyNames(proto).filter((n) => n !== 'constructor' && !n.startsWith('_'));
 
 test('MPI namespace', () => {

@@ -58,6 +58,7 @@ int MPI_Init_thread(int *argc, char ***argv, int required, int *provided) {
   }
   memset(&o, 0, sizeof o);
   o.size = (int)size;
+  sfm_jobctl_admit((int)size);
   if (sf_job_create(&sfm.job, &o) < 0) sfm_init_fail(sf_last_error());
   sfm.size = (int)size;
   sfm.t_fork = sf_now();

@@ -1,125 +1,54 @@
 /*
- * jobctl.c: the job's processes and the launcher (docs/launcher-protocol.md).
+ * jobctl.c: the job's processes and the launcher (docs/launcher-protocol.md), on the native
+ * process module shared with the Node binding (native/proc: the watcher, reaping, the sentence;
+ * native/control: the control lines and their claim-once failure policy).
  *
+ *   - the origin is tied to its launcher from the moment the program starts (a constructor:
+ *     SFMPI_LAUNCHER_PID), so killing sfmpirun ends a C job as it ends a TypeScript one;
  *   - after the fork: clones take /dev/null as stdin; each rank makes its SFMPI_STDIO_FDS pair
  *     its stdout/stderr and sends `fork` on SFMPI_CONTROL_FD (sfm_jobctl_started);
- *   - the origin runs a watcher thread that notices a clone's death at once (pidfd), reports
- *     `fail` with the signal or code, and ends the job when another rank aborted it;
+ *   - the origin's watcher (sf_watch) notices a clone's death at once, takes its link down in
+ *     the data plane, reports `fail` once, and ends the job when another rank aborted it;
  *   - ending the job: sfm_fatal (an error under MPI_ERRORS_ARE_FATAL), MPI_Abort, a failed
  *     MPI_Init (sfm_init_fail), and at exit the origin reaps every clone (killing them first if
- *     it exits without MPI_Finalize), sending `exit` (and `fail` for failures) for each, then
- *     for itself.
+ *     it exits without MPI_Finalize), with an `exit` line for each, then for itself.
  *
- * Its interface to the rest of libsfmpi is the five functions declared under "Job control" in
- * sfmpi.h (and MPI_Abort): the rest is private, so a shared native process-management module
- * can replace the inside without touching the MPI layer.
+ * Its interface to the rest of libsfmpi is the functions declared under "Job control" in
+ * sfmpi.h (and MPI_Abort).
  */
 #include "sfmpi.h"
+#include "sf_proc.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-
-static pthread_t sfm_watcher;
-static int sfm_watcher_on;
-static atomic_int sfm_watcher_stop;
+static sf_watch *sfm_watch;   /* origin: its clones */
+static long sfm_reservation = -1;
 static atomic_int sfm_terminating;
 
-/* ---- ending the job ----------------------------------------------------------------------- */
-
-static int sfm_status_code(int status) {
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  return 1;
-}
-
-static void sfm_describe(int status, int finished, char *buf, size_t len) {
-  if (WIFSIGNALED(status)) {
-    const char *ab = sigabbrev_np(WTERMSIG(status));
-    snprintf(buf, len, "was killed by signal %d (SIG%s)", WTERMSIG(status), ab ? ab : "?");
-  } else {
-    snprintf(buf, len, "exited with code %d%s", WEXITSTATUS(status), finished ? "" : " before MPI_Finalize");
-  }
-}
-
-static int sfm_abnormal(int status) { return WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0); }
-
-/* Origin only. Reaping happens in two threads (the watcher reaps clones that end after
- * MPI_Finalize, so no zombie lingers; the main thread reaps the rest at exit): one lock and a
- * reaped flag per clone make sure a pid is never waited for, or killed, once it was reaped. */
-static pthread_mutex_t sfm_reap_lock = PTHREAD_MUTEX_INITIALIZER;
-static unsigned char sfm_reaped[SF_MAX_RANKS];
-static atomic_int sfm_finalized_flag;
-
-/* Reap clone r (blocking or not) and report `exit` (and `fail` when it failed and nobody
- * reported it yet). `kill_first`: it cannot finish anyway; its death is our doing, not a cause. */
-static void sfm_reap_one(int r, int kill_first, int block) {
-  pid_t pid = sf_job_pid(sfm.job, r), w;
-  int status = 0;
+/* A C origin started by sfmpirun dies with it, whatever it is doing (before MPI_Init too). A
+ * process whose parent is not the launcher (a program that a rank started) is not tied, unless
+ * the launcher is gone already (the race where it died before this ran). The variable is taken
+ * out of the environment so that programs this one starts do not inherit the tie. */
+__attribute__((constructor)) static void sfm_tie_to_launcher(void) {
+  const char *s = getenv("SFMPI_LAUNCHER_PID");
+  long pid = s && *s ? strtol(s, NULL, 10) : 0;
   if (pid <= 0) return;
-  pthread_mutex_lock(&sfm_reap_lock);
-  if (!sfm_reaped[r]) {
-    if (kill_first) kill(pid, SIGKILL); /* ESRCH: it ended by itself; waitpid tells how */
-    do {
-      w = waitpid(pid, &status, block ? 0 : WNOHANG);
-    } while (w < 0 && errno == EINTR);
-    if (w == pid) {
-      sfm_reaped[r] = 1;
-      if (sfm_abnormal(status) && !kill_first && sf_job_claim_fail_report(sfm.job, r)) {
-        char how[128];
-        sfm_describe(status, 1, how, sizeof how);
-        sf_ctl_fail(sfm.ctl_fd, r, sfm_status_code(status), WIFSIGNALED(status) ? WTERMSIG(status) : 0, how);
-      }
-      sf_ctl_exit(sfm.ctl_fd, r, sfm_status_code(status));
-    }
-  }
-  pthread_mutex_unlock(&sfm_reap_lock);
+  unsetenv("SFMPI_LAUNCHER_PID");
+  if (getppid() == (pid_t)pid)
+    sf_proc_die_with((pid_t)pid);
+  else if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+    kill(getpid(), SIGKILL);
 }
 
-static void sfm_reap_clones(int kill_first) {
-  for (int r = 1; r < sfm.size; r++) sfm_reap_one(r, kill_first, 1);
-}
-
-static void sfm_kill_clones(void) {
-  for (int r = 1; r < sfm.size; r++) {
-    pid_t pid = sf_job_pid(sfm.job, r);
-    if (r == sfm.rank || pid <= 0) continue;
-    if (sfm.rank == 0) pthread_mutex_lock(&sfm_reap_lock); /* never kill a reaped (reused) pid */
-    if (sfm.rank != 0 || !sfm_reaped[r]) kill(pid, SIGKILL); /* ESRCH: already gone */
-    if (sfm.rank == 0) pthread_mutex_unlock(&sfm_reap_lock);
-  }
-}
-
-/* Origin: report clones that already died abnormally and nobody reported yet (the root cause
- * of a failure must reach the launcher before the clones we kill now). */
-static void sfm_report_dead_clones(void) {
-  for (int r = 1; r < sfm.size; r++) {
-    siginfo_t si;
-    pid_t pid = sf_job_pid(sfm.job, r);
-    int status;
-    memset(&si, 0, sizeof si);
-    if (pid <= 0 || waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid != pid) continue;
-    status = si.si_code == CLD_EXITED ? (si.si_status & 0xff) << 8 : (si.si_status & 0x7f);
-    if (sfm_abnormal(status) && sf_job_claim_fail_report(sfm.job, r)) {
-      char how[160];
-      if (!sf_job_peer_death(sfm.job, r, how, sizeof how)) sfm_describe(status, 0, how, sizeof how);
-      sf_ctl_fail(sfm.ctl_fd, r, sfm_status_code(status), WIFSIGNALED(status) ? WTERMSIG(status) : 0, how);
-    }
-  }
-}
+/* ---- ending the job ----------------------------------------------------------------------- */
 
 /* End this rank (and, from the origin, the job) with `code` after a failure already reported. */
 static void sfm_terminate(int code) __attribute__((noreturn));
@@ -128,13 +57,11 @@ static void sfm_terminate(int code) {
     /* Another thread of this process is already ending it. */
     for (;;) pause();
   }
-  int ar = -1;
-  /* Main thread of the origin only: the watcher thread ends the job only after an abort by
-   * another rank, and then what died is the aborter's doing. */
-  if (sfm.rank == 0 && !(sf_job_aborted(sfm.job, &ar, NULL, NULL, 0) && ar != 0)) sfm_report_dead_clones();
-  sfm_kill_clones();
-  if (sfm.rank == 0) {
-    sfm_reap_clones(1);
+  if (sfm.rank == 0 && sfm_watch) {
+    int ar = -1;
+    /* The root cause first; after an abort by another rank, what died is the aborter's doing. */
+    if (!(sf_job_aborted(sfm.job, &ar, NULL, NULL, 0) && ar != 0)) sf_watch_report_dead(sfm_watch);
+    sf_watch_reap(sfm_watch, 0);
     sf_ctl_exit(sfm.ctl_fd, 0, code);
   }
   fflush(stdout);
@@ -142,11 +69,17 @@ static void sfm_terminate(int code) {
   _exit(code);
 }
 
+/* The watcher's call when another rank aborted the job: the origin ends it. */
+static void sfm_on_abort(int code, void *arg) {
+  (void)arg;
+  sfm_terminate(code);
+}
+
 /* Did another rank already fail in a way that is (or will be) reported as the root cause? */
 static int sfm_other_failed_first(void) {
   for (int r = 0; r < sfm.size; r++) {
     int st;
-    if (r != sfm.rank && sf_job_peer_status(sfm.job, r, &st) && (st < 0 || sfm_abnormal(st))) return 1;
+    if (r != sfm.rank && sf_job_peer_status(sfm.job, r, &st) && sf_proc_failed(st)) return 1;
   }
   return 0;
 }
@@ -174,7 +107,7 @@ void sfm_fatal(int code, const char *msg) {
   if (sfm.job) {
     /* Report before raising the abort word: the origin, woken by the word, may kill this rank
      * before it has written its cause, and the launcher would name the origin instead. */
-    if (sf_job_claim_fail_report(sfm.job, sfm.rank)) sf_ctl_fail(sfm.ctl_fd, sfm.rank, 1, 0, msg);
+    sf_ctl_fail_once(sfm.job, sfm.ctl_fd, sfm.rank, 1, 0, msg);
     sf_job_abort(sfm.job, 1, msg);
   }
   sfm_terminate(1);
@@ -188,89 +121,45 @@ int MPI_Abort(MPI_Comm comm, int errorcode) {
   fprintf(stderr, "sfmpi: rank %d: MPI_Abort(comm, %d) called\n", sfm.rank, errorcode);
   if (sfm.job) {
     /* Cause first, then the word that wakes (and lets the origin kill) the others. */
-    if (sf_job_claim_fail_report(sfm.job, sfm.rank)) sf_ctl_fail(sfm.ctl_fd, sfm.rank, errorcode, 0, cause);
+    sf_ctl_fail_once(sfm.job, sfm.ctl_fd, sfm.rank, errorcode, 0, cause);
     sf_job_abort(sfm.job, errorcode, cause);
   }
   sfm_terminate(errorcode);
-}
-
-/* Origin's watcher: a clone's death is reported the moment it happens, not at the next MPI call. */
-static void *sfm_watch(void *arg) {
-  int n = sfm.size, *fds = calloc((size_t)n, sizeof *fds);
-  struct pollfd *pfds = calloc((size_t)n, sizeof *pfds);
-  int *seen = calloc((size_t)n, sizeof *seen);
-  (void)arg;
-  if (fds == NULL || pfds == NULL || seen == NULL) goto out;
-  for (int r = 1; r < n; r++) fds[r] = (int)syscall(SYS_pidfd_open, sf_job_pid(sfm.job, r), 0);
-  while (!atomic_load(&sfm_watcher_stop)) {
-    int np = 0, ar, acode;
-    for (int r = 1; r < n; r++)
-      if (!seen[r] && fds[r] >= 0) {
-        pfds[np].fd = fds[r];
-        pfds[np].events = POLLIN;
-        pfds[np].revents = 0;
-        np++;
-      }
-    /* Errors (EINTR) just shorten the tick: every clone is checked with waitid below anyway. */
-    poll(pfds, (nfds_t)np, SF_TICK_MS);
-    if (atomic_load(&sfm_watcher_stop)) break;
-    for (int r = 1; r < n; r++) {
-      siginfo_t si;
-      int status;
-      if (seen[r] || fds[r] < 0) continue;
-      memset(&si, 0, sizeof si);
-      if (waitid(P_PID, (id_t)sf_job_pid(sfm.job, r), &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid == 0) continue;
-      seen[r] = 1;
-      status = si.si_code == CLD_EXITED ? (si.si_status & 0xff) << 8 : (si.si_status & 0x7f);
-      if (atomic_load(&sfm_finalized_flag)) {
-        sfm_reap_one(r, 0, 0); /* past MPI_Finalize: reap and report it now, no zombie lingers */
-        continue;
-      }
-      /* Once the job was aborted, deaths are its consequence (ranks killed by the aborter). */
-      if (sfm_abnormal(status) && !sf_job_aborted(sfm.job, NULL, NULL, NULL, 0) && sf_job_claim_fail_report(sfm.job, r)) {
-        char how[128];
-        sfm_describe(status, 0, how, sizeof how);
-        sf_ctl_fail(sfm.ctl_fd, r, sfm_status_code(status), WIFSIGNALED(status) ? WTERMSIG(status) : 0, how);
-      }
-    }
-    if (sf_job_aborted(sfm.job, &ar, &acode, NULL, 0) && ar != 0) sfm_terminate(acode ? acode : 1);
-  }
-out:
-  if (fds)
-    for (int r = 1; r < n; r++)
-      if (fds[r] >= 0) close(fds[r]);
-  free(fds);
-  free(pfds);
-  free(seen);
-  return NULL;
 }
 
 static void sfm_on_exit(int status, void *arg) {
   (void)arg;
   if (sfm.job == NULL || atomic_load(&sfm_terminating)) return;
   if (sfm.rank != 0) return; /* the origin reports clones */
-  if (sfm_watcher_on) {
-    atomic_store(&sfm_watcher_stop, 1);
-    pthread_join(sfm_watcher, NULL);
-    sfm_watcher_on = 0;
-  }
   fflush(NULL);
-  sfm_reap_clones(!sfm.finalized);
-  if (status != 0 && sf_job_claim_fail_report(sfm.job, 0)) {
+  if (sfm_watch) sf_watch_reap(sfm_watch, sfm.finalized ? -1 : 0);
+  if (status != 0) {
     char how[96];
-    snprintf(how, sizeof how, "exited with code %d%s", status, sfm.finalized ? "" : " before MPI_Finalize");
-    sf_ctl_fail(sfm.ctl_fd, 0, status, 0, how);
+    sf_proc_describe((status & 0xff) << 8, sfm.finalized, "MPI_Finalize", how, sizeof how);
+    sf_ctl_fail_once(sfm.job, sfm.ctl_fd, 0, status, 0, how);
   }
   sf_ctl_exit(sfm.ctl_fd, 0, status);
+  sf_admission_release(sfm_reservation);
 }
 
 /* ---- start-up ------------------------------------------------------------------------------ */
 
 void sfm_init_fail(const char *what) {
   fprintf(stderr, "sfmpi: MPI_Init: %s\n", what);
-  sf_ctl_fail(sfm.ctl_fd, sfm.rank, 1, 0, what);
-  if (sfm.rank == 0 && sfm.job) sfm_reap_clones(1);
+  sf_ctl_fail_once(sfm.job, sfm.ctl_fd, sfm.rank, 1, 0, what);
+  if (sfm.rank == 0 && sfm_watch) sf_watch_reap(sfm_watch, 0);
   _exit(1);
+}
+
+void sfm_jobctl_admit(int size) {
+  char err[300], msg[360];
+  if (size <= 1) return;
+  sfm_reservation = sf_admission_reserve(size - 1, -1, err, sizeof err);
+  if (sfm_reservation < 0) {
+    /* The words of MPI.init's refusal, so C and TypeScript jobs read alike. */
+    snprintf(msg, sizeof msg, "cannot start %d ranks: %s", size, err);
+    sfm_init_fail(msg);
+  }
 }
 
 static void sfm_apply_stdio(void) {
@@ -297,8 +186,18 @@ static void sfm_apply_stdio(void) {
     if (fds[i] > 2 && fds[i] != sfm.ctl_fd) close(fds[i]);
 }
 
-/* After the fork, in every rank: stdio, the `fork` report, the origin's watcher, the exit hook. */
+/* After the fork, in every rank: the origin's watcher, stdio, the `fork` report, the exit hook. */
 void sfm_jobctl_started(void) {
+  if (sfm.rank == 0 && sfm.size > 1) {
+    int n = sf_job_local_count(sfm.job) - 1, ranks[SF_MAX_RANKS];
+    pid_t pids[SF_MAX_RANKS];
+    for (int i = 0; i < n; i++) {
+      ranks[i] = sf_job_local_world(sfm.job, i + 1);
+      pids[i] = sf_job_pid(sfm.job, ranks[i]);
+    }
+    if (sf_watch_start(&sfm_watch, sfm.job, sfm.ctl_fd, ranks, pids, n, "MPI_Finalize", sfm_on_abort, NULL) < 0)
+      sfm_init_fail(sf_last_error());
+  }
   if (sfm.rank != 0) {
     int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (null < 0 || dup2(null, 0) < 0) sfm_init_fail("cannot give the clone /dev/null as stdin");
@@ -306,12 +205,8 @@ void sfm_jobctl_started(void) {
   }
   sfm_apply_stdio();
   sf_ctl_fork(sfm.ctl_fd, sfm.rank, getpid(), (sf_now() - sfm.t_fork) * 1e3);
-  if (sfm.rank == 0 && sfm.size > 1) {
-    if (pthread_create(&sfm_watcher, NULL, sfm_watch, NULL) != 0) sfm_init_fail("cannot start the watcher thread");
-    sfm_watcher_on = 1;
-  }
   on_exit(sfm_on_exit, NULL);
 }
 
 /* Past MPI_Finalize: the watcher reaps clones as they end, so no zombie lingers. */
-void sfm_jobctl_finalized(void) { atomic_store(&sfm_finalized_flag, 1); }
+void sfm_jobctl_finalized(void) { sf_watch_finished(sfm_watch); }

@@ -105,6 +105,7 @@ int sfm_class_of(int sfcode);
 void sfm_jobctl_started(void);                                /* after the fork, every rank */
 void sfm_jobctl_finalized(void);                              /* past MPI_Finalize */
 void sfm_init_fail(const char *what) __attribute__((noreturn)); /* MPI_Init failed: report, exit */
+void sfm_jobctl_admit(int size);                              /* before the fork: the host's admission */
 /* An error under MPI_ERRORS_ARE_FATAL: print it, report it (unless it is a peer's death's
  * consequence), abort the job, exit. */
 void sfm_fatal(int code, const char *msg) __attribute__((noreturn));

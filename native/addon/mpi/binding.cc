@@ -57,11 +57,22 @@ bool Bytes(const Napi::CallbackInfo& info, size_t i, uint8_t** ptr, size_t* len)
   return false;
 }
 
-void SetStatus(Env* e, int source, int tag, size_t nbytes, int dtype) {
+void SetStatus(Env* e, int source, int tag, size_t nbytes, int dtype, int refused) {
   e->status_data[0] = source;
   e->status_data[1] = tag;
   e->status_data[2] = static_cast<double>(nbytes);
   e->status_data[3] = dtype;
+  e->status_data[4] = refused;
+}
+
+void SetRecvStatus(Env* e, const sf_status& st, int expect) {
+  if (st.source == SF_PROC_NULL) {
+    SetStatus(e, SF_PROC_NULL, SF_ANY_TAG, 0, expect < 0 ? 0 : expect);
+  } else if (st.error == SF_ETRUNCATE || st.error == SF_ETYPE) {
+    SetStatus(e, st.source, st.tag, st.size, static_cast<int>(st.dtype), st.error == SF_ETYPE ? kTypeMismatch : kTruncated);
+  } else {
+    SetStatus(e, st.source, st.tag, st.count, static_cast<int>(st.dtype));
+  }
 }
 
 namespace {
@@ -76,14 +87,22 @@ Napi::Value SetErrorFactory(const Napi::CallbackInfo& info) {
   e->error_factory = Napi::Persistent(info[0].As<Napi::Function>());
   e->main = info[1].ToBoolean();
   if (info[2].IsFunction()) e->on_settled = Napi::Persistent(info[2].As<Napi::Function>());
-  Napi::Float64Array st = Napi::Float64Array::New(info.Env(), 4);
+  Napi::Float64Array st = Napi::Float64Array::New(info.Env(), 5);
   e->status = Napi::Persistent(st);
   e->status_data = st.Data();
   return st;
 }
 
+void StopWatch() {
+  if (g_proc.watch == nullptr) return;
+  sf_watch_reap(g_proc.watch, 0);
+  sf_watch_free(g_proc.watch);
+  g_proc.watch = nullptr;
+}
+
 void DestroyJob(Env* e) {
   if (g_proc.job == nullptr) return;
+  StopWatch();
   DropRequests(e);
   sf_job_destroy(g_proc.job);
   g_proc.job = nullptr;
@@ -267,6 +286,36 @@ Napi::Value CtlFailOnce(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), sf_ctl_fail_once(job, Int(info, 0), Int(info, 1), Int(info, 2), Int(info, 3), cause.c_str()) == 1);
 }
 
+// watchClones(ctlFd, ranks: Int32Array, pids: Int32Array): the origin hands its clones to the
+// process module's watcher (a thread: deaths reach the data plane and the launcher at once).
+Napi::Value WatchClones(const Napi::CallbackInfo& info) {
+  sf_job* job = RequireJob(info.Env(), "MPI.init");
+  if (job == nullptr) return info.Env().Undefined();
+  if (g_proc.watch != nullptr) return ThrowMPI(info.Env(), "ERR_OTHER", "MPI.init: the clones are watched already");
+  Napi::Int32Array ranks = info[1].As<Napi::Int32Array>(), pids = info[2].As<Napi::Int32Array>();
+  std::vector<pid_t> p(pids.Data(), pids.Data() + pids.ElementLength());
+  int rc = sf_watch_start(&g_proc.watch, job, Int(info, 0), ranks.Data(), p.data(), static_cast<int>(ranks.ElementLength()),
+                          nullptr /* the launcher's line names the exit only, as for the origin */, nullptr, nullptr);
+  if (rc < 0) return ThrowRc(info.Env(), rc, "MPI.init: watching the clones");
+  return info.Env().Undefined();
+}
+
+// watchFinished(): this rank finalized; clones that end now are reaped at once.
+Napi::Value WatchFinished(const Napi::CallbackInfo& info) {
+  if (g_proc.watch != nullptr) sf_watch_finished(g_proc.watch);
+  return info.Env().Undefined();
+}
+
+// reapClones(graceMs, reportDead) -> number of clones that failed: reaps every clone (killing
+// what is left after graceMs; -1 waits), reporting each to the launcher. reportDead: report
+// deaths not yet reported before killing (the root cause of a failing job).
+Napi::Value ReapClones(const Napi::CallbackInfo& info) {
+  if (g_proc.watch == nullptr) return Napi::Number::New(info.Env(), 0);
+  if (info[1].ToBoolean()) sf_watch_report_dead(g_proc.watch);
+  int failed = sf_watch_reap(g_proc.watch, Int(info, 0));
+  return Napi::Number::New(info.Env(), failed);
+}
+
 // errorClass(code) -> "ERR_TIMEOUT": the data plane's table, for TypeScript's own checks.
 Napi::Value ErrorClass(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), sf_error_class(Int(info, 0)));
@@ -278,7 +327,8 @@ const std::vector<Fn> kLifeFns = {
     {"markFailReported", MarkFailReported}, {"failReported", FailReported}, {"abort", Abort},
     {"aborted", Aborted}, {"peerDeath", PeerDeath}, {"health", Health}, {"setLabel", SetLabel},
     {"wtime", Wtime}, {"ctlFork", CtlFork}, {"ctlExit", CtlExit}, {"ctlFail", CtlFail},
-    {"ctlFailOnce", CtlFailOnce}, {"errorClass", ErrorClass},
+    {"ctlFailOnce", CtlFailOnce}, {"errorClass", ErrorClass}, {"watchClones", WatchClones},
+    {"watchFinished", WatchFinished}, {"reapClones", ReapClones},
 };
 
 // The environment goes away (its thread ends, or the process exits): only the main thread's

@@ -1,7 +1,6 @@
 // Errors of the binding: every failure becomes an MPIError built by errors.ts's factory, with the
 // class from the data plane's one table (sf_error_class) and a message that names the operation,
 // the ranks, the tag and the sizes.
-#include "dtype.h"
 #include "state.h"
 
 namespace sf::mpi {
@@ -44,23 +43,6 @@ Napi::Value ThrowRc(Napi::Env env, int rc, const std::string& what) {
   if (msg.empty()) msg = sf_error_name(rc);
   if (!what.empty()) msg = what + ": " + msg;
   return ThrowMPI(env, sf_error_class(rc), msg, FailedRank(rc));
-}
-
-std::string RecvError(const sf_status& st, size_t cap, int expect, const char* what, const char** code) {
-  int dtype = static_cast<int>(st.dtype);
-  if (st.error == SF_ETYPE) {
-    *code = "ERR_TYPE";
-    return std::string(what) + ": type mismatch: rank " + std::to_string(st.source) + " sent " +
-           (dtype == kObjectType ? std::string("an object message (send)") : std::string(TypeName(dtype)) + " elements") +
-           " with tag " + std::to_string(st.tag) + ", but the receive buffer is " + TypeName(expect) +
-           (dtype == kObjectType ? " (use recv for object messages)" : "");
-  }
-  if (st.error == SF_ETRUNCATE) {
-    *code = "ERR_TRUNCATE";
-    return std::string(what) + ": message truncated: rank " + std::to_string(st.source) + " sent " + Elems(st.size, dtype) +
-           " with tag " + std::to_string(st.tag) + ", but the receive buffer holds " + Elems(cap, expect);
-  }
-  return "";
 }
 
 }  // namespace sf::mpi

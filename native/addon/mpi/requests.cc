@@ -101,7 +101,8 @@ Napi::Value Irecv(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, AddReq(e, std::move(r)));
 }
 
-// After completion: status array, the object's bytes, or the error thrown. False on error.
+// After completion: status array (a refused message shows there), the object's bytes, or the
+// error thrown. False on error.
 bool Complete(Napi::Env env, Env* e, Request* r, int rc, const sf_status& st) {
   const char* what = r->kind == Request::kSend ? "isend" : "irecv";
   if (rc < 0 && rc != SF_ETRUNCATE && rc != SF_ETYPE) {
@@ -110,16 +111,7 @@ bool Complete(Napi::Env env, Env* e, Request* r, int rc, const sf_status& st) {
                          (r->tag == SF_ANY_TAG ? std::string("any") : std::to_string(r->tag)));
     return false;
   }
-  const char* code = nullptr;
-  std::string bad = r->kind == Request::kSend ? "" : RecvError(st, r->cap, r->expect, what, &code);
-  if (!bad.empty()) {
-    ThrowMPI(env, code, bad, st.source);
-    return false;
-  }
-  if (st.source == SF_PROC_NULL)
-    SetStatus(e, SF_PROC_NULL, SF_ANY_TAG, 0, r->expect < 0 ? 0 : r->expect);
-  else
-    SetStatus(e, st.source, st.tag, st.count, static_cast<int>(st.dtype));
+  SetRecvStatus(e, st, r->expect);
   if (r->kind == Request::kRecvObject && r->result.IsEmpty() && st.source != SF_PROC_NULL) {
     size_t n = 0;
     uint8_t* data = static_cast<uint8_t*>(sf_req_take_buffer(r->req, &n));

@@ -18,6 +18,7 @@
 
 extern "C" {
 #include "sf_dataplane.h"
+#include "sf_proc.h"
 }
 
 namespace sf::mpi {
@@ -47,6 +48,7 @@ constexpr int kSlotBuckets = 16;
 // The process's job: created by MPI.init on the main thread before the fork point.
 struct Process {
   sf_job* job = nullptr;
+  sf_watch* watch = nullptr;  // the origin's watch over its clones (native/proc/watch.c)
   CollSlot* slots = nullptr;
   std::unordered_map<uint32_t, uint64_t> coll_seq;
 };
@@ -56,7 +58,7 @@ struct Env {
   bool main = false;  // the main thread's environment: the only one that may reach the job
   Napi::FunctionReference error_factory;
   Napi::FunctionReference on_settled;    // (id) => void, for awaited requests
-  Napi::Reference<Napi::Float64Array> status;  // [source, tag, nbytes, dtype]
+  Napi::Reference<Napi::Float64Array> status;  // [source, tag, nbytes, dtype, refused]
   double* status_data = nullptr;
   std::unordered_map<uint32_t, Request> reqs;
   uint32_t next_req = 1;
@@ -90,11 +92,13 @@ inline uint32_t U32(const Napi::CallbackInfo& info, size_t i) { return info[i].A
 // view's byte offset. False with a TypeError thrown for anything else.
 bool Bytes(const Napi::CallbackInfo& info, size_t i, uint8_t** ptr, size_t* len);
 
-// Sets the shared status array.
-void SetStatus(Env* e, int source, int tag, size_t nbytes, int dtype);
+// Sets the shared status array. `refused`: 0, or why a receive refused its message (kTruncated,
+// kTypeMismatch): the TypeScript layer words that error, in the communicator's ranks.
+constexpr int kTruncated = 1, kTypeMismatch = 2;
+void SetStatus(Env* e, int source, int tag, size_t nbytes, int dtype, int refused = 0);
 
-// The error of a completed receive (truncation, type mismatch) in this layer's words; "" if none.
-std::string RecvError(const sf_status& st, size_t cap, int expect, const char* what, const char** code);
+// The status of a completed receive into the status array (refused messages included).
+void SetRecvStatus(Env* e, const sf_status& st, int expect);
 
 // Function tables of the parts (p2p.cc, requests.cc, coll.cc).
 struct Fn {
