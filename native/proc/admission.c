@@ -2,7 +2,7 @@
  * admission.c: the host's admission control (sf_proc.h), the one implementation for TypeScript
  * tickets (dom0/admission.ts, through the addon) and C jobs (libsfmpi's MPI_Init).
  *
- * Layout: /dev/shm/sfmpi-dom0-<uid>/<pid>-<seq> holds the slot count of one reservation of
+ * Layout: /dev/shm/sfmpi-dom0-<uid>/ (or SFMPI_ADMISSION_DIR), where <pid>-<seq> holds the slot count of one reservation of
  * process <pid>; .lock is flock'ed around check-and-reserve. A file whose pid is gone is pruned.
  */
 #ifndef _GNU_SOURCE
@@ -24,7 +24,14 @@
 
 static long sf__next_seq; /* per process; a clone's reservations are named by its own pid */
 
-static void sf__adm_dir(char *buf, size_t len) { snprintf(buf, len, "/dev/shm/sfmpi-dom0-%u", (unsigned)getuid()); }
+/* SFMPI_ADMISSION_DIR moves the reservations (a test's private host, a site's choice). */
+static void sf__adm_dir(char *buf, size_t len) {
+  const char *d = getenv("SFMPI_ADMISSION_DIR");
+  if (d && *d)
+    snprintf(buf, len, "%s", d);
+  else
+    snprintf(buf, len, "/dev/shm/sfmpi-dom0-%u", (unsigned)getuid());
+}
 
 long sf_admission_limit(char *err, size_t errlen) {
   const char *raw = getenv("SFMPI_MAX_CLONES");
@@ -89,7 +96,7 @@ static long sf__used(int dirfd) {
 /* Opens the directory (made if missing) and takes its lock. Returns the dirfd, the lock fd in
  * *lockfd, or -1 with *err set. */
 static int sf__adm_open(int *lockfd, char *err, size_t errlen) {
-  char dir[96];
+  char dir[512];
   int dirfd;
   sf__adm_dir(dir, sizeof dir);
   if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
@@ -153,7 +160,7 @@ out:
 }
 
 void sf_admission_release(long id) {
-  char dir[96], path[160];
+  char dir[512], path[600];
   if (id < 0) return;
   sf__adm_dir(dir, sizeof dir);
   snprintf(path, sizeof path, "%s/%d-%ld", dir, (int)getpid(), id);
