@@ -7,6 +7,7 @@ import { toOutcome } from '../guest-daemon/outcome.js';
 import { createDomains } from '../xen/domain.js';
 import { errors } from './errors.js';
 import { becomeClone, self } from './lifecycle.js';
+import { checkState } from './state.js';
 import { tickets, type Ticket } from './ticket.js';
 
 /**
@@ -18,6 +19,8 @@ import { tickets, type Ticket } from './ticket.js';
  *   simply inherited with the rest of memory, no copy is made.
  * @throws CloneRuntimeError ERR_TICKET_USED / ERR_TICKET_RELEASED / ERR_FOREIGN_TICKET /
  *   ERR_NOT_MAIN_THREAD (called from a worker thread)
+ * @throws TypeError when `state` could not travel to a clone on another host (a function, a
+ *   symbol, a WeakMap...), naming the part: checked on every host alike.
  * @throws Error with the failed syscall if the kernel refuses the fork (nothing is left behind).
  */
 export function clone(ticket: Ticket, state?: unknown): number {
@@ -26,6 +29,7 @@ export function clone(ticket: Ticket, state?: unknown): number {
   if (ticket.foreign) throw errors.foreignTicket('clone', ticket.number);
   if (ticket.phase === 'released') throw errors.ticketReleased(ticket.number);
   if (ticket.phase !== 'granted') throw errors.ticketUsed(ticket.number);
+  if (state !== undefined) checkState(state);
   ticket.phase = 'cloned';
 
   // A nested clone must not hand its own channel upward to its children.

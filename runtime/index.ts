@@ -13,6 +13,6 @@ export { clone, cloneId, inheritedState } from './clone.js';
 export { join, joinSync } from './join.js';
 export { kill } from './kill.js';
 export { exit } from './exit.js';
-export { region } from './region.js';
+export { region, regionOf, regionTable, type RegionEntry } from './region.js';
 export { CloneRuntimeError } from './errors.js';
 export type { CloneOutcome, CloneSuccess, CloneFailure } from '../guest-daemon/outcome.js';

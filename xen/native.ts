@@ -54,6 +54,10 @@ export interface NativeAddon {
   closeFd(fd: number): void;
   setCloexec(fd: number, on?: boolean): void;
   allocRegion(bytes: number, options?: { hugePages?: boolean }): ArrayBuffer;
+  /** Where an ArrayBuffer's memory starts. */
+  bufferAddress(buffer: ArrayBuffer): bigint;
+  /** The base page size of this host. */
+  pageSize(): number;
   /** The host's limit of live clones (native/proc/admission.c); RangeError for a bad SFMPI_MAX_CLONES. */
   admissionLimit(): number;
   /** Reserves slots (limit -1: the host's); a reservation id, or RangeError "admission refused: ...". */

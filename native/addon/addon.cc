@@ -124,6 +124,18 @@ static Napi::Value AdmissionUsed(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(sf_admission_used()));
 }
 
+// bufferAddress(arrayBuffer) -> bigint: where its memory starts (for the region table).
+static Napi::Value BufferAddress(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsArrayBuffer()) return ThrowType(info.Env(), "bufferAddress(buffer): buffer must be an ArrayBuffer");
+  void* data = info[0].As<Napi::ArrayBuffer>().Data();
+  return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(reinterpret_cast<uintptr_t>(data)));
+}
+
+// pageSize() -> number: the base page size of this host.
+static Napi::Value PageSize(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(sysconf(_SC_PAGESIZE)));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("forkClones", Napi::Function::New(env, ForkClones, "forkClones"));
   exports.Set("releaseClones", Napi::Function::New(env, ReleaseClones, "releaseClones"));
@@ -132,6 +144,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("dup2", Napi::Function::New(env, Dup2, "dup2"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
   exports.Set("setCloexec", Napi::Function::New(env, SetCloexec, "setCloexec"));
+  exports.Set("bufferAddress", Napi::Function::New(env, BufferAddress, "bufferAddress"));
+  exports.Set("pageSize", Napi::Function::New(env, PageSize, "pageSize"));
   exports.Set("admissionLimit", Napi::Function::New(env, AdmissionLimit, "admissionLimit"));
   exports.Set("admissionReserve", Napi::Function::New(env, AdmissionReserve, "admissionReserve"));
   exports.Set("admissionRelease", Napi::Function::New(env, AdmissionRelease, "admissionRelease"));
