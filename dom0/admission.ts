@@ -5,7 +5,7 @@
  * slot count in /dev/shm/sfmpi-dom0-<uid>/, pruned once its holder is dead, so a killed origin
  * frees its slots; an flock makes check-and-reserve atomic across processes.
  */
-import { native } from '../xen/native.js';
+import { native } from '../native/addon.js';
 
 /** The default: 16 clones per core, at most one per 256 MiB of memory, never fewer than 8. */
 export function defaultHostLimit(): number {

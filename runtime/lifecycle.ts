@@ -6,7 +6,7 @@
  */
 import { inspect } from 'node:util';
 import { ERROR, VALUE, encodeFrame, writeFrame } from '../guest-daemon/channel.js';
-import { native } from '../xen/native.js';
+import { native } from '../native/addon.js';
 
 interface Self {
   /** 0 in the origin; this process's id in the ticket it was cloned from. */

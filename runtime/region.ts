@@ -4,7 +4,7 @@
  * built (id, length, page size, huge pages or not, whether untouched pages are known zero).
  */
 import { allocRegion } from '../xen/domain.js';
-import { native } from '../xen/native.js';
+import { native } from '../native/addon.js';
 
 type TypedArrayCtor<T> = { new (buffer: ArrayBuffer, byteOffset?: number, length?: number): T; BYTES_PER_ELEMENT: number };
 

@@ -4,9 +4,9 @@
  * would be started from a descriptor instead, behind the same operations.
  */
 import os from 'node:os';
-import { native, type NativeCloneWatch, type RawOutcome } from './native.js';
+import { native, type NativeCloneWatch, type RawOutcome } from '../native/addon.js';
 
-export type { RawOutcome } from './native.js';
+export type { RawOutcome } from '../native/addon.js';
 
 /** A clone as its parent sees it. */
 export class Domain {

@@ -2,7 +2,7 @@
  * Preloaded into a Node origin started by sfmpirun (with --import; it registers no loader hooks,
  * which would run on a thread a clone does not have): tie the origin's life to the launcher's.
  */
-import { native } from '../../xen/native.js';
+import { native } from '../../native/addon.js';
 
 const launcher = Number(process.env.SFMPI_LAUNCHER_PID);
 if (Number.isInteger(launcher) && launcher > 0) native.dieWithParent(launcher);

@@ -8,7 +8,7 @@
  * call; `refused` (datatype.ts REFUSED) says why a receive refused its message.
  */
 import { isMainThread } from 'node:worker_threads';
-import { native as addon } from '../../xen/native.js';
+import { native as addon } from '../../native/addon.js';
 import { makeNativeError } from './errors.js';
 
 type Buf = ArrayBufferView | null;
@@ -36,6 +36,8 @@ export interface NativeMPI {
   recv(buf: Buf, dtype: number, src: number, ctx: number, tag: number): void;
   recvObject(src: number, ctx: number, tag: number): Buffer | null;
   iprobe(src: number, ctx: number, tag: number): boolean;
+  /** Sends `buf` and receives a message of any size and type at once; null for a receive from PROC_NULL. */
+  sendrecvObject(buf: Buf, dtype: number, dst: number, sendtag: number, src: number, recvtag: number, ctx: number): Buffer | null;
   probe(src: number, ctx: number, tag: number): boolean;
   isend(buf: Buf, dtype: number, dst: number, ctx: number, tag: number, sync: number): number;
   irecv(buf: Buf, dtype: number, src: number, ctx: number, tag: number): number;
@@ -53,6 +55,10 @@ export interface NativeMPI {
   scatterv(ranks: G[0], index: number, ctx: number, sbuf: Buf, lens: Float64Array | null, displs: Float64Array | null, rbuf: Buf, root: number): void;
   alltoallv(ranks: G[0], index: number, ctx: number, sbuf: Buf, slens: Float64Array, sdispls: Float64Array, rbuf: Buf, rlens: Float64Array, rdispls: Float64Array): void;
   opValid(op: number, dtype: number): boolean;
+  /** Broadcasts bytes of unknown size: the root passes them (and gets undefined), the others get a Buffer. */
+  bcastObject(ranks: G[0], index: number, ctx: number, bytes: Buf, root: number): Buffer | undefined;
+  /** Every member's bytes, in rank order. */
+  allgatherObjects(ranks: G[0], index: number, ctx: number, bytes: Buf): Uint8Array[];
   ctlFork(fd: number, rank: number, pid: number, ms: number): number;
   ctlExit(fd: number, rank: number, code: number): number;
   ctlFail(fd: number, rank: number, code: number, signal: number, cause: string): number;

@@ -215,3 +215,13 @@ export function decode(bytes: Uint8Array): unknown {
   if (flag === 1) v = decodeWalk(v, getMathjs().reviver);
   return v;
 }
+
+/**
+ * A value as every other rank will see it after it travelled: the value itself for scalars
+ * (their encoding is exact), else its own encoding decoded again (mathjs values go through
+ * their JSON form, class instances lose their prototype). Collectives combine a rank's own
+ * operand in this form, so that every rank combines the same operands and gets the same result.
+ */
+export function asSent(value: unknown, bytes: Uint8Array): unknown {
+  return bytes[0] >= F_NUMBER ? value : decode(bytes);
+}

@@ -1,6 +1,8 @@
 // Collectives of the binding: the data plane's (hierarchical across hosts, shared memory within
 // one), with predefined ops applied natively and user ops called back in JavaScript.
 
+#include <cstdlib>
+
 #include "../addon.h"
 #include "dtype.h"
 #include "state.h"
@@ -257,6 +259,70 @@ Napi::Value Alltoallv(const Napi::CallbackInfo& info) {
   return CollResult(gr, seq, env, rc, "alltoall");
 }
 
+// bcastObject(ranks, index, ctx, bytes | null, root) -> Buffer (non-roots) | undefined (root):
+// an object collective's bytes of unknown size, in one call: the length, then the bytes.
+Napi::Value BcastObject(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Group gr;
+  uint64_t seq;
+  if (!EnterCollective(info, "bcast", &gr, &seq)) return env.Undefined();
+  uint8_t* p;
+  size_t len;
+  if (!Bytes(info, 3, &p, &len)) return env.Undefined();
+  int root = Int(info, 4);
+  bool is_root = gr.g.rank == root;
+  uint64_t n = len;
+  int rc = sf_bcast(g_proc.job, &gr.g, &n, sizeof n, root);
+  if (rc < 0) return CollResult(gr, seq, env, rc, "bcast");
+  if (is_root) {
+    rc = sf_bcast(g_proc.job, &gr.g, p, len, root);
+    return CollResult(gr, seq, env, rc, "bcast of " + std::to_string(len) + " bytes");
+  }
+  uint8_t* data = static_cast<uint8_t*>(malloc(n ? n : 1));
+  if (data == nullptr) return ThrowMPI(env, "ERR_NO_MEM", "bcast: out of memory for " + std::to_string(n) + " bytes");
+  rc = sf_bcast(g_proc.job, &gr.g, data, n, root);
+  if (rc < 0) {
+    free(data);
+    return CollResult(gr, seq, env, rc, "bcast of " + std::to_string(n) + " bytes");
+  }
+  return WrapReceived(env, data, n);
+}
+
+// allgatherObjects(ranks, index, ctx, bytes) -> Buffer[]: every member's bytes, in rank order.
+Napi::Value AllgatherObjects(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Group gr;
+  uint64_t seq;
+  if (!EnterCollective(info, "allgather", &gr, &seq)) return env.Undefined();
+  uint8_t* p;
+  size_t len;
+  if (!Bytes(info, 3, &p, &len)) return env.Undefined();
+  size_t n = static_cast<size_t>(gr.g.size);
+  std::vector<uint64_t> lens(n);
+  std::vector<size_t> l8(n, 8), d8(n), lb(n), db(n);
+  for (size_t i = 0; i < n; i++) d8[i] = 8 * i;
+  uint64_t mine = len;
+  int rc = sf_allgatherv(g_proc.job, &gr.g, &mine, 8, lens.data(), l8.data(), d8.data());
+  if (rc < 0) return CollResult(gr, seq, env, rc, "allgather");
+  size_t total = 0;
+  for (size_t i = 0; i < n; i++) {
+    lb[i] = lens[i];
+    db[i] = total;
+    total += lens[i];
+  }
+  Napi::Buffer<uint8_t> all = Napi::Buffer<uint8_t>::New(env, total ? total : 1);
+  rc = sf_allgatherv(g_proc.job, &gr.g, p, len, all.Data(), lb.data(), db.data());
+  if (rc < 0) return CollResult(gr, seq, env, rc, "allgather of " + std::to_string(len) + " bytes");
+  Napi::Array out = Napi::Array::New(env, n);
+  Napi::Value ab = all.ArrayBuffer();
+  for (size_t i = 0; i < n; i++) {
+    napi_value view;
+    napi_create_typedarray(env, napi_uint8_array, lb[i], ab, all.ByteOffset() + db[i], &view);
+    out.Set(static_cast<uint32_t>(i), Napi::Value(env, view));
+  }
+  return out;
+}
+
 // opValid(op, dtype) -> bool
 Napi::Value OpValid(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), sf_op_valid(static_cast<sf_op>(Int(info, 0)), ToSfType(Int(info, 1))) != 0);
@@ -267,7 +333,8 @@ Napi::Value OpValid(const Napi::CallbackInfo& info) {
 
 const std::vector<Fn> kCollFns = {
     {"barrier", Barrier}, {"bcast", Bcast}, {"reduce", Reduce}, {"gatherv", Gatherv},
-    {"scatterv", Scatterv}, {"alltoallv", Alltoallv}, {"opValid", OpValid},
+    {"scatterv", Scatterv}, {"alltoallv", Alltoallv}, {"opValid", OpValid}, {"bcastObject", BcastObject},
+    {"allgatherObjects", AllgatherObjects},
 };
 
 }  // namespace sf::mpi

@@ -98,6 +98,48 @@ Napi::Value RecvObject(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// sendrecvObject(bytes, dtype, dst, sendtag, src, recvtag, ctx) -> Buffer | null: sends and
+// receives a message of any size at once (deadlock-free exchange), in one call.
+Napi::Value SendrecvObject(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Env* e = GetEnv(env);
+  sf_job* job = RequireJob(env, "sendrecv");
+  if (job == nullptr) return env.Undefined();
+  sf_job_set_label(job, nullptr);
+  uint8_t* p;
+  size_t len;
+  if (!Bytes(info, 0, &p, &len)) return env.Undefined();
+  int dtype = Int(info, 1), dst = Int(info, 2), stag = Int(info, 3), src = Int(info, 4), rtag = Int(info, 5);
+  uint32_t ctx = U32(info, 6);
+  sf_req *rq, *sq = nullptr;
+  int rc = sf_irecv_alloc(job, src, ctx, rtag, &rq);
+  if (rc < 0) return ThrowRc(env, rc, "sendrecv: receive from " + From(src, rtag));
+  if (dst != SF_PROC_NULL) rc = sf_isend_typed(job, p, len, static_cast<uint32_t>(dtype), dst, ctx, stag, 0, &sq);
+  if (rc < 0) {
+    sf_req_free(job, rq);
+    return ThrowRc(env, rc, "sendrecv: send to rank " + std::to_string(dst) + " tag " + std::to_string(stag));
+  }
+  Napi::Value out = env.Undefined();
+  if (FinishRecv(env, e, job, rq, SF_ANY_DTYPE, src, rtag, "sendrecv")) {
+    if (sf_req_status(rq)->source == SF_PROC_NULL) {
+      out = env.Null();
+    } else {
+      size_t n = 0;
+      uint8_t* data = static_cast<uint8_t*>(sf_req_take_buffer(rq, &n));
+      out = WrapReceived(env, data, n);
+    }
+  }
+  sf_req_free(job, rq);
+  if (sq != nullptr) {
+    if (!env.IsExceptionPending()) {
+      rc = sf_wait(job, sq, nullptr);
+      if (rc < 0) ThrowRc(env, rc, "sendrecv: send to rank " + std::to_string(dst) + " tag " + std::to_string(stag));
+    }
+    sf_req_free(job, sq);
+  }
+  return env.IsExceptionPending() ? env.Undefined() : out;
+}
+
 // iprobe(src, ctx, tag) -> bool; probe(src, ctx, tag). Status in the status array: the
 // message's source, tag, full size and element type, without receiving it.
 Napi::Value ProbeImpl(const Napi::CallbackInfo& info, bool blocking) {
@@ -136,6 +178,7 @@ Napi::Value WrapReceived(Napi::Env env, uint8_t* data, size_t n) {
 
 const std::vector<Fn> kP2pFns = {
     {"send", Send}, {"recv", Recv}, {"recvObject", RecvObject}, {"iprobe", Iprobe}, {"probe", Probe},
+    {"sendrecvObject", SendrecvObject},
 };
 
 }  // namespace sf::mpi

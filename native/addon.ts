@@ -1,6 +1,7 @@
 /**
- * The sfnative addon, typed. Loaded once per process; every layer above reaches the kernel
- * through this module (folder xen/ is our "hypervisor": domains are processes).
+ * The sfnative addon (native/addon/*.cc and the C core it links), typed. Loaded once per
+ * process; every TypeScript layer (runtime, xen, dom0, mpi-compat) reaches the kernel and the
+ * data plane through this module.
  */
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -72,7 +73,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 
 /**
  * The package root: the nearest folder above this module whose package.json is sfmpi's. This
- * file is dist/xen/native.js once compiled, but sfmpirun may have bundled it into a program's
+ * file is dist/native/addon.js once compiled, but sfmpirun may have bundled it into a program's
  * folder, so the location is searched for rather than assumed.
  */
 function findPackageRoot(): string {
