@@ -12,7 +12,10 @@
  * flag 0: value' is the value itself. flag 1: value' has every mathjs value replaced by
  * `{ [MATHJS_KEY]: value.toJSON() }`, and the receiver revives them with mathjs's reviver.
  * Scalars skip v8 (its fixed cost dominates small messages): flag 2 + float64 (number),
- * 3 + UTF-8 (string), 4 true, 5 false, 6 null, 7 undefined.
+ * 3 + UTF-8 (string), 4 true, 5 false, 6 null, 7 undefined. Plain data that JSON carries
+ * exactly (plain objects and dense arrays of strings, booleans, null and finite numbers other
+ * than -0) goes as flag 8 + JSON text: measured here, a round trip of `{ a: 1 }` took 0.35 us
+ * through JSON against 3 us through v8, which dominated small object collectives.
  * The flag lets the receiver skip the walk for the common case of no mathjs values.
  *
  * mathjs is not loaded by this layer unless a mathjs value arrives and no instance was given
@@ -143,7 +146,33 @@ function decodeWalk(v: unknown, revive: (k: string, x: unknown) => unknown): unk
 }
 
 // Scalars skip v8.serialize, whose fixed cost dominates small messages.
-const F_NUMBER = 2, F_STRING = 3, F_TRUE = 4, F_FALSE = 5, F_NULL = 6, F_UNDEFINED = 7;
+const F_NUMBER = 2, F_STRING = 3, F_TRUE = 4, F_FALSE = 5, F_NULL = 6, F_UNDEFINED = 7, F_JSON = 8;
+
+/** Does JSON carry `v` exactly (what v8.deserialize would give back)? Cycles and deep values: no. */
+function jsonExact(v: unknown, depth: number): boolean {
+  switch (typeof v) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isFinite(v) && !Object.is(v, -0);
+    case 'object': {
+      if (v === null) return true;
+      if (depth > 32) return false;
+      if (Array.isArray(v)) {
+        for (let i = 0; i < v.length; i++) if (!(i in v) || !jsonExact(v[i], depth + 1)) return false;
+        return Object.keys(v).length === v.length; // no holes, no extra properties
+      }
+      if (Object.getPrototypeOf(v) !== Object.prototype) return false;
+      for (const k in v) {
+        if (k === '__proto__' || !jsonExact((v as Record<string, unknown>)[k], depth + 1)) return false;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
 const f64 = new Float64Array(1);
 const f64bytes = new Uint8Array(f64.buffer);
 
@@ -170,6 +199,13 @@ export function encode(value: unknown, where = 'send'): Uint8Array {
       return new Uint8Array([F_UNDEFINED]);
     default:
       if (value === null) return new Uint8Array([F_NULL]);
+  }
+  if (jsonExact(value, 0)) {
+    const text = JSON.stringify(value);
+    const out = Buffer.allocUnsafe(Buffer.byteLength(text) + 1);
+    out[0] = F_JSON;
+    out.write(text, 1);
+    return out;
   }
   let payload: Buffer;
   let flag = 0;
@@ -205,6 +241,8 @@ export function decode(bytes: Uint8Array): unknown {
     case F_FALSE: return false;
     case F_NULL: return null;
     case F_UNDEFINED: return undefined;
+    case F_JSON:
+      return JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset + 1, bytes.length - 1).toString('utf8'));
   }
   let v: unknown;
   try {

@@ -27,7 +27,8 @@
 #define SF__MAGIC 0x53464450u /* "SFDP" */
 #define SF__FRAME_ALIGN 32    /* frames in a ring start 32-aligned, so a header never wraps */
 #define SF__COLL_SLOT 512     /* one rank's slot: sf__coll_hdr, then the payload */
-#define SF__COLL_MAX (SF__COLL_SLOT - 16)
+#define SF__COLL_MAX SF_COLL_FAST_MAX /* the payload after the slot's 16-byte header */
+_Static_assert(SF__COLL_MAX + 16 == SF__COLL_SLOT, "a collective slot holds its header and SF_COLL_FAST_MAX bytes");
 
 /* What a rank posts in its collective slot, so members see they called the same collective. */
 typedef struct sf__coll_hdr {

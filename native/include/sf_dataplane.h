@@ -81,6 +81,8 @@ extern "C" {
 #define SF_MAX_RANKS 256
 #define SF_TICK_MS 25           /* wake-up period of a sleeping waiter */
 #define SF_WAIT_TIMEOUT_DEFAULT_MS 60000 /* the one default of the blocking-wait limit */
+#define SF_COLL_FAST_MAX 496    /* bcast/reduce/allreduce of up to this many bytes among every
+                                   rank of a host take one shared-memory step */
 
 typedef struct sf_job sf_job;
 typedef struct sf_req sf_req;

@@ -1,4 +1,5 @@
 // serialization: object messages round-trip (v8 structured clone plus mathjs types).
+import { inspect } from 'node:util';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as math from 'mathjs';
@@ -19,6 +20,25 @@ test('scalars take the short path and round-trip exactly', () => {
   }
   assert.is(encode(3.5).length, 9);
   assert.is(encode(true).length, 1);
+});
+
+test('plain data goes as JSON only where JSON carries it exactly', () => {
+  const plain = { a: 1, b: [1.5, 'x', null, true, { c: [] }], s: 'é' };
+  assert.is(encode(plain)[0], 8, 'plain data: the JSON path');
+  assert.equal(rt(plain), plain);
+  const sparse = [1, , 3]; // eslint-disable-line no-sparse-arrays
+  const extra = Object.assign([1, 2], { tag: 'x' });
+  const proto = JSON.parse('{"__proto__": {"x": 1}}');
+  for (const v of [{ z: -0 }, { n: NaN }, { i: Infinity }, { u: undefined }, [undefined], sparse, extra, { d: new Date(1) }, { big: 1n }, proto, Object.create({ inherited: 1 })]) {
+    assert.is.not(encode(v)[0], 8, `not JSON: ${inspect(v)}`);
+    const got = rt(v) as Record<string, unknown>;
+    assert.equal(got, v);
+    if ('z' in (v as object)) assert.ok(Object.is(got.z, -0), '-0 survives');
+  }
+  const cyc: Record<string, unknown> = { a: 1 };
+  cyc.self = cyc;
+  const back = rt(cyc) as Record<string, unknown>;
+  assert.is(back.self, back, 'cycles go through v8');
 });
 
 test('mathjs values keep their types, nested anywhere', () => {

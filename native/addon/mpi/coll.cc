@@ -2,6 +2,7 @@
 // one), with predefined ops applied natively and user ops called back in JavaScript.
 
 #include <cstdlib>
+#include <cstring>
 
 #include "../addon.h"
 #include "dtype.h"
@@ -271,16 +272,26 @@ Napi::Value BcastObject(const Napi::CallbackInfo& info) {
   if (!Bytes(info, 3, &p, &len)) return env.Undefined();
   int root = Int(info, 4);
   bool is_root = gr.g.rank == root;
+  // One step for small values: the length and the first bytes travel together in a block of
+  // the size the data plane moves in one shared-memory step; only a longer rest goes after.
+  constexpr size_t kFirst = SF_COLL_FAST_MAX - 8;
+  uint8_t head[SF_COLL_FAST_MAX];
   uint64_t n = len;
-  int rc = sf_bcast(g_proc.job, &gr.g, &n, sizeof n, root);
-  if (rc < 0) return CollResult(gr, seq, env, rc, "bcast");
   if (is_root) {
-    rc = sf_bcast(g_proc.job, &gr.g, p, len, root);
+    memcpy(head, &n, 8);
+    memcpy(head + 8, p, len < kFirst ? len : kFirst);
+  }
+  int rc = sf_bcast(g_proc.job, &gr.g, head, sizeof head, root);
+  if (rc < 0) return CollResult(gr, seq, env, rc, "bcast");
+  if (!is_root) memcpy(&n, head, 8);
+  if (is_root) {
+    if (len > kFirst) rc = sf_bcast(g_proc.job, &gr.g, p + kFirst, len - kFirst, root);
     return CollResult(gr, seq, env, rc, "bcast of " + std::to_string(len) + " bytes");
   }
   uint8_t* data = static_cast<uint8_t*>(malloc(n ? n : 1));
   if (data == nullptr) return ThrowMPI(env, "ERR_NO_MEM", "bcast: out of memory for " + std::to_string(n) + " bytes");
-  rc = sf_bcast(g_proc.job, &gr.g, data, n, root);
+  memcpy(data, head + 8, n < kFirst ? n : kFirst);
+  if (n > kFirst) rc = sf_bcast(g_proc.job, &gr.g, data + kFirst, n - kFirst, root);
   if (rc < 0) {
     free(data);
     return CollResult(gr, seq, env, rc, "bcast of " + std::to_string(n) + " bytes");
