@@ -24,7 +24,7 @@ int main(int argc, char **argv) {
       MPI_Allreduce(in, out, (int)count, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
     }
     double us = (MPI_Wtime() - t0) * 1e6 / iters;
-    if (rank == 0) printf("{\"count\":%ld,\"us\":%.4f,\"iters\":%d,\"check\":%g}\n", count, us, iters, out[count - 1]);
+    if (rank == 0) printf("{\"key\":\"%ld\",\"us\":%.4f,\"iters\":%d,\"check\":%g}\n", count, us, iters, out[count - 1]);
     fflush(stdout);
     free(in);
     free(out);

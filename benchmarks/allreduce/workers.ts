@@ -29,7 +29,7 @@ if (isMainThread) {
       out = add(input, await r);
     }
     const us = ((performance.now() - t0) * 1e3) / iters;
-    console.log(JSON.stringify({ count, us, iters, check: out[count - 1] }));
+    console.log(JSON.stringify({ key: String(count), us, iters, check: out[count - 1] }));
   }
   await w.terminate();
 } else {

@@ -35,7 +35,7 @@ int main(int argc, char **argv) {
       }
     }
     double us = (MPI_Wtime() - t0) * 1e6 / (2.0 * iters);
-    if (rank == 0) printf("{\"size\":%ld,\"us\":%.4f,\"iters\":%d}\n", bytes, us, iters);
+    if (rank == 0) printf("{\"key\":\"%ld\",\"us\":%.4f,\"iters\":%d}\n", bytes, us, iters);
     fflush(stdout);
     free(buf);
   }

@@ -1,7 +1,9 @@
 /**
- * sfmpi peer of benchmarks/pingpong: half round-trip time of comm.Send/comm.Recv on Uint8Arrays
- * between ranks 0 and 1 (run under sfmpirun -n 2), one JSON line per size; with --obj, the object
- * path (comm.send/comm.recv of a Uint8Array, serialized) instead.
+ * sfmpi peer of benchmarks/pingpong: half round-trip time between ranks 0 and 1 (run under
+ * sfmpirun -n 2), one JSON line {key, us} per measurement:
+ *   <size>      comm.Send/comm.Recv of a Uint8Array of that many bytes (the buffer idiom)
+ *   --obj       the object idiom, comm.send/comm.recv: `small` a small plain object
+ *               ({ i, name }), `bytes1k` a 1 KiB Uint8Array sent as an object
  */
 import { MPI } from '../../mpi-compat/ts/index.js';
 
@@ -11,24 +13,39 @@ const itersFor = (bytes: number) => Math.max(20, Math.min(20000, Math.floor(5e8 
 
 const comm = MPI.init();
 const { rank } = comm;
-for (const bytes of sizes) {
-  let buf = new Uint8Array(bytes).fill(rank + 1);
-  const iters = itersFor(bytes), warm = Math.floor(iters / 10) + Math.min(iters, 5000); // long enough for the JIT to settle
+
+function time(key: string, iters: number, once: () => void): void {
+  const warm = Math.floor(iters / 10) + Math.min(iters, 5000); // long enough for the JIT to settle
   let t0 = 0;
   for (let i = -warm; i < iters; i++) {
-    if (i === 0) { comm.barrier(); t0 = MPI.wtime(); }
-    if (obj) {
-      if (rank === 0) { comm.send(buf, 1, 0); buf = comm.recv(1, 0); }
-      else if (rank === 1) { buf = comm.recv(0, 0); comm.send(buf, 0, 0); }
-    } else if (rank === 0) {
-      comm.Send(buf, 1, 0);
-      comm.Recv(buf, 1, 0);
-    } else if (rank === 1) {
-      comm.Recv(buf, 0, 0);
-      comm.Send(buf, 0, 0);
+    if (i === 0) {
+      comm.barrier();
+      t0 = MPI.wtime();
     }
+    once();
   }
   const us = ((MPI.wtime() - t0) * 1e6) / (2 * iters);
-  if (rank === 0) console.log(JSON.stringify({ size: bytes, us, iters }));
+  if (rank === 0) console.log(JSON.stringify({ key, us, iters }));
+}
+
+if (obj) {
+  let small: unknown = { i: 0, name: 'ping' };
+  time('small', 20000, () => {
+    if (rank === 0) { comm.send(small, 1, 0); small = comm.recv(1, 0); }
+    else if (rank === 1) { small = comm.recv(0, 0); comm.send(small, 0, 0); }
+  });
+  let bytes: unknown = new Uint8Array(1024).fill(rank + 1);
+  time('bytes1k', 20000, () => {
+    if (rank === 0) { comm.send(bytes, 1, 0); bytes = comm.recv(1, 0); }
+    else if (rank === 1) { bytes = comm.recv(0, 0); comm.send(bytes, 0, 0); }
+  });
+} else {
+  for (const size of sizes) {
+    const buf = new Uint8Array(size).fill(rank + 1);
+    time(String(size), itersFor(size), () => {
+      if (rank === 0) { comm.Send(buf, 1, 0); comm.Recv(buf, 1, 0); }
+      else if (rank === 1) { comm.Recv(buf, 0, 0); comm.Send(buf, 0, 0); }
+    });
+  }
 }
 MPI.finalize();

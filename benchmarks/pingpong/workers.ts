@@ -22,7 +22,7 @@ if (isMainThread) {
       buf = await r;
     }
     const us = ((performance.now() - t0) * 1e3) / (2 * iters);
-    console.log(JSON.stringify({ size: bytes, us, iters }));
+    console.log(JSON.stringify({ key: String(bytes), us, iters }));
   }
   await w.terminate();
 } else {
