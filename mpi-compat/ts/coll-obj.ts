@@ -13,7 +13,7 @@
 import type { CommCore } from './core.js';
 import { MPIError, rangeError, typeError, type MPIErrorCode } from './errors.js';
 import { OBJECT_TYPE } from './datatype.js';
-import { mpi } from './native.js';
+import { mpi, received } from './native.js';
 import type { Op } from './op.js';
 import { asSent, decode, encode } from './serialization.js';
 
@@ -29,7 +29,7 @@ function own(value: unknown, where: string): unknown {
 }
 
 function recv(c: CommCore, from: number, tag: number): unknown {
-  return decode(mpi.recvObject(c.world(from), c.cctx, tag)!);
+  return decode(received(mpi.recvObject(c.world(from), c.cctx, tag)!));
 }
 
 /**
@@ -91,7 +91,7 @@ export function bcast<T>(c: CommCore, value: T, root: number): T {
     mpi.bcastObject(...c.g(), encode(value, 'comm.bcast'), root);
     return value;
   }
-  return decode(mpi.bcastObject(...c.g(), null, root)!) as T;
+  return decode(received(mpi.bcastObject(...c.g(), null, root)!)) as T;
 }
 
 export function reduce<T>(c: CommCore, value: T, op: Op, root: number): T | undefined {
@@ -112,7 +112,7 @@ export function allreduce<T>(c: CommCore, value: T, op: Op): T {
     for (let mask = 1; mask < n; mask <<= 1) {
       const partner = c.rank ^ mask;
       const bytes = encode(acc, 'comm.allreduce');
-      const got = decode(mpi.sendrecvObject(bytes, OBJECT_TYPE, c.world(partner), T_ALLREDUCE, c.world(partner), T_ALLREDUCE, c.cctx)!);
+      const got = decode(received(mpi.sendrecvObject(bytes, OBJECT_TYPE, c.world(partner), T_ALLREDUCE, c.world(partner), T_ALLREDUCE, c.cctx)!));
       const mine = asSent(acc, bytes); // both partners combine the same two operands
       acc = partner < c.rank ? combine(c, op, got, mine) : combine(c, op, mine, got);
     }

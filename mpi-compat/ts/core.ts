@@ -8,7 +8,7 @@
  */
 import { MPIError, rangeError, typeError } from './errors.js';
 import { ctorOf, OBJECT_TYPE } from './datatype.js';
-import { mpi, status as st } from './native.js';
+import { mpi, received, status as st } from './native.js';
 import { Op } from './op.js';
 import { decode } from './serialization.js';
 import { Status } from './status.js';
@@ -116,11 +116,13 @@ export class CommCore {
     return s._set(st[0] < 0 ? st[0] : this.toLocal(st[0]), st[1], st[2], st[3] ?? fallbackType);
   }
 
-  /** The value of an object receive: v8-decoded, or a typed array for a buffer message. */
-  decode(bytes: Buffer | null): unknown {
-    if (bytes === null) return undefined; // PROC_NULL
+  /** The value of a blocking object receive: decoded, or a typed array for a buffer message. */
+  decode(got: Buffer | number | null): unknown {
+    if (got === null) return undefined; // PROC_NULL
+    const bytes = received(got);
     if (st[3] === OBJECT_TYPE) return decode(bytes);
     const C = ctorOf(st[3]);
+    if (typeof got === 'number') return new C(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + got) as ArrayBuffer, 0, got / C.BYTES_PER_ELEMENT); // out of the staging buffer
     return new C(bytes.buffer, bytes.byteOffset, bytes.byteLength / C.BYTES_PER_ELEMENT);
   }
 }

@@ -34,10 +34,13 @@ export interface NativeMPI {
   wtime(): number;
   send(buf: Buf, dtype: number, dst: number, ctx: number, tag: number, sync: number): void;
   recv(buf: Buf, dtype: number, src: number, ctx: number, tag: number): void;
-  recvObject(src: number, ctx: number, tag: number): Buffer | null;
+  /** A message of any type and size: its bytes (a number: that many bytes in `staging`), null from PROC_NULL. */
+  recvObject(src: number, ctx: number, tag: number): Buffer | number | null;
+  /** Where small received messages of blocking calls land. */
+  setStaging(buffer: Buffer): void;
   iprobe(src: number, ctx: number, tag: number): boolean;
   /** Sends `buf` and receives a message of any size and type at once; null for a receive from PROC_NULL. */
-  sendrecvObject(buf: Buf, dtype: number, dst: number, sendtag: number, src: number, recvtag: number, ctx: number): Buffer | null;
+  sendrecvObject(buf: Buf, dtype: number, dst: number, sendtag: number, src: number, recvtag: number, ctx: number): Buffer | number | null;
   probe(src: number, ctx: number, tag: number): boolean;
   isend(buf: Buf, dtype: number, dst: number, ctx: number, tag: number, sync: number): number;
   irecv(buf: Buf, dtype: number, src: number, ctx: number, tag: number): number;
@@ -56,7 +59,7 @@ export interface NativeMPI {
   alltoallv(ranks: G[0], index: number, ctx: number, sbuf: Buf, slens: Float64Array, sdispls: Float64Array, rbuf: Buf, rlens: Float64Array, rdispls: Float64Array): void;
   opValid(op: number, dtype: number): boolean;
   /** Broadcasts bytes of unknown size: the root passes them (and gets undefined), the others get a Buffer. */
-  bcastObject(ranks: G[0], index: number, ctx: number, bytes: Buf, root: number): Buffer | undefined;
+  bcastObject(ranks: G[0], index: number, ctx: number, bytes: Buf, root: number): Buffer | number | undefined;
   /** Every member's bytes, in rank order. */
   allgatherObjects(ranks: G[0], index: number, ctx: number, bytes: Buf): Uint8Array[];
   ctlFork(fd: number, rank: number, pid: number, ms: number): number;
@@ -86,6 +89,15 @@ if (!mod) {
 
 /** The binding. */
 export const mpi: NativeMPI = mod;
+
+/** Small received messages of blocking calls land here (the binding returns their length). */
+const staging: Buffer = Buffer.alloc(64 << 10);
+mpi.setStaging(staging);
+
+/** The bytes a blocking object receive returned: its Buffer, or (a length) a view of the staging buffer, valid until the next receive. */
+export function received(got: Buffer | number): Buffer {
+  return typeof got === 'number' ? staging.subarray(0, got) : got;
+}
 
 /** Awaited requests register here; the binding calls back with their id once they complete. */
 export const settled = new Map<number, () => void>();

@@ -226,27 +226,27 @@ function hasWrapper(orig: unknown, enc: unknown): boolean {
   return orig !== enc; // encodeWalk copies exactly when it replaced something
 }
 
-/** Deserialize one object message. */
-export function decode(bytes: Uint8Array): unknown {
-  if (bytes.length < 1) throw new MPIError('ERR_SERIALIZE', 'object message is empty (expected a flag byte)');
-  const flag = bytes[0];
+/** Deserialize one object message (the first `length` bytes of `bytes`). */
+export function decode(bytes: Uint8Array, length = bytes.length): unknown {
+  if (length < 1) throw new MPIError('ERR_SERIALIZE', 'object message is empty (expected a flag byte)');
+  const buf = bytes instanceof Buffer ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const flag = buf[0];
   switch (flag) {
     case F_NUMBER:
-      if (bytes.length !== 9) break;
-      f64bytes.set(bytes.subarray(1, 9));
-      return f64[0];
+      if (length !== 9) break;
+      return buf.readDoubleLE(1);
     case F_STRING:
-      return Buffer.from(bytes.buffer, bytes.byteOffset + 1, bytes.length - 1).toString('utf8');
+      return buf.toString('utf8', 1, length);
     case F_TRUE: return true;
     case F_FALSE: return false;
     case F_NULL: return null;
     case F_UNDEFINED: return undefined;
     case F_JSON:
-      return JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset + 1, bytes.length - 1).toString('utf8'));
+      return JSON.parse(buf.toString('utf8', 1, length));
   }
   let v: unknown;
   try {
-    v = v8.deserialize(bytes.subarray(1));
+    v = v8.deserialize(buf.subarray(1, length));
   } catch (e) {
     throw new MPIError('ERR_SERIALIZE', `object message cannot be deserialized: ${(e as Error).message}`);
   }

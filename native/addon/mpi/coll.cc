@@ -296,7 +296,7 @@ Napi::Value BcastObject(const Napi::CallbackInfo& info) {
     free(data);
     return CollResult(gr, seq, env, rc, "bcast of " + std::to_string(n) + " bytes");
   }
-  return WrapReceived(env, data, n);
+  return WrapBlocking(env, data, n);
 }
 
 // allgatherObjects(ranks, index, ctx, bytes) -> Buffer[]: every member's bytes, in rank order.

@@ -2,6 +2,7 @@
 // type in the frame. Results go to the shared status array [source, tag, nbytes, dtype].
 
 #include <cstdlib>
+#include <cstring>
 
 #include "../addon.h"
 #include "dtype.h"
@@ -91,7 +92,7 @@ Napi::Value RecvObject(const Napi::CallbackInfo& info) {
     } else {
       size_t n = 0;
       uint8_t* data = static_cast<uint8_t*>(sf_req_take_buffer(q, &n));
-      out = WrapReceived(env, data, n);
+      out = WrapBlocking(env, data, n);
     }
   }
   sf_req_free(job, q);
@@ -126,7 +127,7 @@ Napi::Value SendrecvObject(const Napi::CallbackInfo& info) {
     } else {
       size_t n = 0;
       uint8_t* data = static_cast<uint8_t*>(sf_req_take_buffer(rq, &n));
-      out = WrapReceived(env, data, n);
+      out = WrapBlocking(env, data, n);
     }
   }
   sf_req_free(job, rq);
@@ -176,9 +177,30 @@ Napi::Value WrapReceived(Napi::Env env, uint8_t* data, size_t n) {
   return Napi::Buffer<uint8_t>::New(env, data, n, [](Napi::Env, uint8_t* p) { free(p); });
 }
 
+Napi::Value WrapBlocking(Napi::Env env, uint8_t* data, size_t n) {
+  Env* e = GetEnv(env);
+  if (data != nullptr && e->staging_data != nullptr && n <= e->staging_len) {
+    memcpy(e->staging_data, data, n);
+    free(data);
+    return Napi::Number::New(env, static_cast<double>(n));
+  }
+  return WrapReceived(env, data, n);
+}
+
+// setStaging(buffer): where small received messages of blocking calls go (see WrapBlocking).
+Napi::Value SetStaging(const Napi::CallbackInfo& info) {
+  Env* e = GetEnv(info.Env());
+  if (!info[0].IsBuffer()) return ThrowType(info.Env(), "setStaging(buffer): buffer must be a Buffer");
+  Napi::Buffer<uint8_t> b = info[0].As<Napi::Buffer<uint8_t>>();
+  e->staging = Napi::Persistent(info[0]);
+  e->staging_data = b.Data();
+  e->staging_len = b.Length();
+  return info.Env().Undefined();
+}
+
 const std::vector<Fn> kP2pFns = {
     {"send", Send}, {"recv", Recv}, {"recvObject", RecvObject}, {"iprobe", Iprobe}, {"probe", Probe},
-    {"sendrecvObject", SendrecvObject},
+    {"sendrecvObject", SendrecvObject}, {"setStaging", SetStaging},
 };
 
 }  // namespace sf::mpi

@@ -64,6 +64,11 @@ struct Env {
   uint32_t next_req = 1;
   const char* coll_label = nullptr;
   std::deque<std::string> labels;  // every label ever set (the data plane keeps pointers)
+  // Small received messages of blocking calls land here instead of in a fresh Buffer each
+  // (setStaging): the call returns their length.
+  Napi::Reference<Napi::Value> staging;
+  uint8_t* staging_data = nullptr;
+  size_t staging_len = 0;
   // Event-loop wake-ups while requests are awaited (requests.cc).
   uv_poll_t* wake_poll = nullptr;
   uv_prepare_t* prepare = nullptr;
@@ -109,6 +114,9 @@ extern const std::vector<Fn> kP2pFns, kRequestFns, kCollFns;
 
 // Received bytes (malloc'd by the data plane) as a Buffer that owns them (p2p.cc).
 Napi::Value WrapReceived(Napi::Env env, uint8_t* data, size_t n);
+// For blocking calls: copied into the staging buffer when they fit (returns their length as a
+// number, and frees data), else as WrapReceived.
+Napi::Value WrapBlocking(Napi::Env env, uint8_t* data, size_t n);
 
 // Requests: drop everything (job destroyed).
 void DropRequests(Env* e);
