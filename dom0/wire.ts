@@ -107,8 +107,11 @@ export class FrameError extends Error {
 
 /** A decoded frame: its header fields and its payload. */
 export interface Frame {
+  /** The type byte (a {@link FrameType} code for frames of this version). */
   type: number;
+  /** The flags byte ({@link FLAG_END}). */
   flags: number;
+  /** The payload, `length` bytes. */
   payload: Buffer;
 }
 

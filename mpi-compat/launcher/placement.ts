@@ -91,8 +91,9 @@ export interface HostPlan {
   /** How to reach it: the IPv4 address when the list gave one, else the name until
    * {@link resolveAddresses} fills in the address. */
   address: string;
-  /** Slots it was given, and its max_slots cap (null: none). */
+  /** Slots it was given. */
   slots: number;
+  /** Its max_slots cap (null: none). */
   maxSlots: number | null;
   /** True for the host sfmpirun runs on. */
   local: boolean;
