@@ -20,6 +20,7 @@
         "native/dataplane/link_shm.c",
         "native/dataplane/link_tcp.c",
         "native/control/control.c",
+        "native/control/join.c",
         "native/proc/status.c",
         "native/proc/watch.c",
         "native/proc/fork.c",

@@ -35,7 +35,7 @@
  * data handler, nothing reaches the process's uncaught-exception path.
  */
 import type net from 'node:net';
-import { decodeControl, type ControlMessage } from '../guest-daemon/control.js';
+import { CONTROL_VERSION, decodeControl, type ControlMessage } from '../guest-daemon/control.js';
 
 /** "SFCN": sfmpi cluster network. */
 export const MAGIC = 0x5346434e;
@@ -331,7 +331,7 @@ export function encodeMessage(msg: Message): Buffer {
     case 'pong':
       return encodeFrame(code);
     case 'event':
-      return encodeFrame(code, Buffer.from(JSON.stringify(msg.event)));
+      return encodeFrame(code, Buffer.from(JSON.stringify({ v: CONTROL_VERSION, ...msg.event })));
     default: {
       const { type: _type, ...body } = msg;
       return encodeFrame(code, Buffer.from(JSON.stringify(body)));

@@ -1,48 +1,35 @@
 /**
- * The launcher's control socket (docs/launcher-protocol.md): one JSON object per line, each line
- * one write(2) of at most 4000 bytes so that lines from different ranks never interleave.
- * Ranks send; the launcher (mpi-compat/launcher) receives.
+ * The launcher's control lines (docs/launcher-protocol.md), as the launcher and dom0 read them.
+ * Ranks and their parents write them with the one encoder of native/control (sf_control.h, also
+ * what the Node binding calls): one JSON object per line, one write(2) of at most 4000 bytes,
+ *
+ *   {"v":1,"ev":"fork","host":"th1","rank":3,"pid":4242,"ms":1.250}
+ *   {"v":1,"ev":"exit","host":"th1","rank":3,"code":0}
+ *   {"v":1,"ev":"fail","host":"th1","rank":3,"code":139,"signal":11,"cause":"was killed by ..."}
+ *
+ * This decoder is the other end: its types are what the encoder writes.
  */
-import fs from 'node:fs';
 
+/** The version of the lines this decoder reads (SF_CTL_VERSION). */
+export const CONTROL_VERSION = 1;
+
+/** Fields every line carries. */
+interface Line {
+  /** The host the line was written on. */
+  host: string;
+  /** The world rank it is about. */
+  rank: number;
+}
+
+/** One control line. */
 export type ControlMessage =
-  | { ev: 'fork'; rank: number; pid: number; ms: number }
-  | { ev: 'fail'; rank: number; code: number | null; signal: string | null; cause: string }
-  | { ev: 'exit'; rank: number; code: number };
+  | (Line & { ev: 'fork'; pid: number; ms: number })
+  | (Line & { ev: 'fail'; code: number; signal: number; cause: string })
+  | (Line & { ev: 'exit'; code: number });
 
-/** Longest line a rank may send; longer causes are cut. */
-export const MAX_LINE = 4000;
+const isInt = (v: unknown): v is number => Number.isInteger(v);
 
-/** The control fd given by the launcher, or -1 when the program runs without one. */
-export function controlFd(): number {
-  const raw = process.env.SFMPI_CONTROL_FD;
-  if (!raw) return -1;
-  const fd = Number(raw);
-  return Number.isInteger(fd) && fd >= 0 ? fd : -1;
-}
-
-/** Encodes a message as one line, cutting an over-long cause so the line stays atomic. */
-export function encodeControl(msg: ControlMessage): string {
-  let line = JSON.stringify(msg) + '\n';
-  if (Buffer.byteLength(line) > MAX_LINE && msg.ev === 'fail') {
-    const cut = { ...msg, cause: msg.cause.slice(0, MAX_LINE / 2) + '…' };
-    line = JSON.stringify(cut) + '\n';
-  }
-  return line;
-}
-
-/** Sends to the launcher if there is one; never throws (the launcher may be gone). */
-export function sendControl(msg: ControlMessage): void {
-  const fd = controlFd();
-  if (fd < 0) return;
-  try {
-    fs.writeSync(fd, encodeControl(msg));
-  } catch {
-    /* launcher gone: nothing to tell */
-  }
-}
-
-/** Parses one received line; null for a malformed one (the caller reports it). */
+/** Parses one line; null for a malformed one or another version (the caller reports it). */
 export function decodeControl(line: string): ControlMessage | null {
   let m: unknown;
   try {
@@ -52,20 +39,16 @@ export function decodeControl(line: string): ControlMessage | null {
   }
   if (!m || typeof m !== 'object') return null;
   const o = m as Record<string, unknown>;
-  if (!Number.isInteger(o.rank) || (o.rank as number) < 0) return null;
+  if (o.v !== CONTROL_VERSION || typeof o.host !== 'string' || !isInt(o.rank) || o.rank < 0) return null;
+  const base = { host: o.host, rank: o.rank };
   switch (o.ev) {
     case 'fork':
-      return { ev: 'fork', rank: o.rank as number, pid: Number(o.pid), ms: Number(o.ms) };
+      return isInt(o.pid) && typeof o.ms === 'number' ? { ...base, ev: 'fork', pid: o.pid, ms: o.ms } : null;
     case 'fail':
-      return {
-        ev: 'fail',
-        rank: o.rank as number,
-        code: typeof o.code === 'number' ? o.code : null,
-        signal: typeof o.signal === 'string' ? o.signal : null,
-        cause: typeof o.cause === 'string' ? o.cause : 'failed',
-      };
+      if (!isInt(o.code) || !isInt(o.signal) || o.signal < 0) return null;
+      return { ...base, ev: 'fail', code: o.code, signal: o.signal, cause: typeof o.cause === 'string' ? o.cause : 'failed' };
     case 'exit':
-      return { ev: 'exit', rank: o.rank as number, code: Number(o.code) };
+      return isInt(o.code) ? { ...base, ev: 'exit', code: o.code } : null;
     default:
       return null;
   }

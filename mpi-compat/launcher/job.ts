@@ -38,8 +38,8 @@ function describe(f: Fail): string {
 }
 
 function statusOf(f: Fail): number {
-  if (f.signal) return 128 + (os.constants.signals[f.signal as NodeJS.Signals] ?? 0);
-  return f.code && f.code > 0 ? f.code : 1;
+  if (f.signal) return 128 + f.signal;
+  return f.code > 0 ? f.code : 1;
 }
 
 export async function runJob(program: Prepared, opts: JobOptions): Promise<JobResult> {

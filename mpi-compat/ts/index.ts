@@ -57,7 +57,9 @@ interface Job {
   size: number;
   world: Comm;
   self: Comm;
-  /** Origin: gives the clones' admission slots back once they are reaped. */
+  /** This host's first rank (the origin, or a seed on another host): the parent of its host's ranks. */
+  localRoot: boolean;
+  /** The host's first rank: gives the clones' admission slots back once they are reaped. */
   releaseSlots: (() => void) | null;
   ctlFd: number;
   reaped: boolean;
@@ -87,14 +89,15 @@ function ctl(fn: () => void): void {
   }
 }
 
-function wireStdio(rank: number, size: number): void {
+/** Makes this rank's pair of SFMPI_STDIO_FDS (listed by local rank: this host's ranks) its stdout and stderr. */
+function wireStdio(local: number, count: number): void {
   const spec = process.env.SFMPI_STDIO_FDS;
   if (!spec) return;
   const fds = spec.split(',').map(Number);
-  if (fds.length !== 2 * size || fds.some((f) => !Number.isInteger(f) || f < 0)) {
-    throw new RangeError(`MPI.init: SFMPI_STDIO_FDS has ${fds.length} fds (${spec}), expected 2 x ${size}`);
+  if (fds.length !== 2 * count || fds.some((f) => !Number.isInteger(f) || f < 0)) {
+    throw new RangeError(`MPI.init: SFMPI_STDIO_FDS has ${fds.length} fds (${spec}), expected 2 x ${count}`);
   }
-  const out = fds[2 * rank], err = fds[2 * rank + 1];
+  const out = fds[2 * local], err = fds[2 * local + 1];
   proc.dup2(out, 1);
   proc.dup2(err, 2);
   for (const fd of fds) if (fd > 2) proc.closeFd(fd);
@@ -146,10 +149,10 @@ function installFailureReporting(j: Job): void {
       mpi.markFinished();
       runtime.finalized = true;
     }
-    if (j.rank === 0) {
+    if (j.localRoot) {
       if (failing && !j.failed) reportFailure(j, code || 1, `exited with code ${code}`);
       reapClones(j, j.failed || failing ? 2000 : -1);
-      ctl(() => mpi.ctlExit(j.ctlFd, 0, code));
+      ctl(() => mpi.ctlExit(j.ctlFd, j.rank, code));
     }
   });
 }
@@ -173,33 +176,50 @@ export function init(options: InitOptions = {}): Comm {
   const ctlFd = envInt('SFMPI_CONTROL_FD') ?? -1;
 
   const t0 = performance.now();
-  mpi.create(size, options.ringBytes ?? 0, options.eagerLimit ?? 0, timeoutMs, 0, 0);
-  let rank = 0;
+  // A job that spans hosts: dom0 started this process and says where every rank lives.
+  const dom0Fd = envInt('SFMPI_DOM0_FD');
+  const joined = dom0Fd === undefined ? null : mpi.join(dom0Fd);
+  if (joined && options.size !== undefined && options.size !== joined.size)
+    throw rangeError('MPI.init', `options.size is ${options.size}, but this job has ${joined.size} ranks`);
+  const worldSize = joined ? joined.size : size;
+  // This host's ranks, in local order (every rank of the job on one host).
+  const locals = joined ? [...joined.hostOf.keys()].filter((r) => joined.hostOf[r] === joined.host) : [...Array(worldSize).keys()];
+  mpi.create(worldSize, options.ringBytes ?? 0, options.eagerLimit ?? 0, timeoutMs, 0, 0, joined?.hostOf, joined?.host);
+  let id = 0;
   let ticket: Ticket | null = null;
-  if (size > 1) {
+  if (locals.length > 1) {
     try {
-      ticket = requestTicket(size - 1);
-      rank = clone(ticket);
+      ticket = requestTicket(locals.length - 1);
+      id = clone(ticket);
     } catch (e) {
       mpi.destroy();
       // Add this layer's context; keep the class (RangeError for admission) and the cause.
       if (!(e instanceof Error)) throw e;
       const C = e instanceof RangeError ? RangeError : e instanceof TypeError ? TypeError : Error;
-      throw new C(`MPI.init: cannot start ${size} ranks: ${e.message}`, { cause: e });
+      throw new C(`MPI.init: cannot start ${locals.length} ranks: ${e.message}`, { cause: e });
     }
   }
+  const rank = locals[id];
   let releaseSlots: (() => void) | null = null;
   let pids: number[] = [];
-  if (rank === 0 && ticket) {
+  if (id === 0 && ticket) {
     ({ pids, release: releaseSlots } = handOver(ticket));
-    pids.forEach((pid, i) => mpi.setPid(i + 1, pid));
+    pids.forEach((pid, i) => mpi.setPid(locals[i + 1], pid));
   }
   mpi.attach(rank);
-  if (rank === 0 && pids.length > 0) mpi.watchClones(ctlFd, Int32Array.from(pids, (_, i) => i + 1), Int32Array.from(pids));
+  if (joined) {
+    const l = joined.links;
+    for (let i = 0; i < l.length; i += 3) {
+      if (l[i] === id) mpi.addLink(l[i + 1], l[i + 2]);
+      else proc.closeFd(l[i + 2]);
+    }
+    proc.closeFd(dom0Fd!);
+  }
+  if (id === 0 && pids.length > 0) mpi.watchClones(ctlFd, Int32Array.from(locals.slice(1)), Int32Array.from(pids));
   const ms = performance.now() - t0;
-  const { world, self } = makeWorld(rank, size);
-  job = { rank, size, world, self, releaseSlots, ctlFd, reaped: false, failed: false };
-  wireStdio(rank, size);
+  const { world, self } = makeWorld(rank, worldSize);
+  job = { rank, size: worldSize, world, self, localRoot: id === 0, releaseSlots, ctlFd, reaped: false, failed: false };
+  wireStdio(id, locals.length);
   ctl(() => mpi.ctlFork(ctlFd, rank, process.pid, ms));
   // With --verbose, sfmpirun prints each rank's `ms` from this message (SFMPI_VERBOSE).
   installFailureReporting(job);
@@ -222,7 +242,7 @@ export function finalize(): void {
   j.world.barrier();
   mpi.markFinished();
   runtime.finalized = true;
-  if (j.rank === 0) {
+  if (j.localRoot) {
     mpi.watchFinished();
     reapClones(j, -1);
   }

@@ -17,7 +17,13 @@ type G = [Int32Array | null, number, number];
 
 export interface NativeMPI {
   setErrorFactory(fn: (code: string, message: string, rank: number, ranks?: number[]) => Error, isMainThread: boolean, onSettled: (id: number) => void): Float64Array;
-  create(size: number, ringBytes: number, eagerLimit: number, waitTimeoutMs: number, spinUs: number, cma: number): void;
+  create(size: number, ringBytes: number, eagerLimit: number, waitTimeoutMs: number, spinUs: number, cma: number, hostOf?: Int32Array, host?: number): void;
+  /** A host's first rank of a multi-host job: its part of the job from dom0 (blocks until dom0's go). */
+  join(fd: number): { size: number; host: number; hostOf: Int32Array; links: Int32Array };
+  /** This rank's link to `peer` on another host. */
+  addLink(peer: number, fd: number): void;
+  /** [host, localCount, ...world ranks of this host's ranks in local order]. */
+  local(): Int32Array;
   setPid(rank: number, pid: number): void;
   attach(rank: number): void;
   destroy(): void;

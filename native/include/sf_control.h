@@ -45,6 +45,50 @@ int sf_ctl_fail_once(sf_job *job, int fd, int rank, int code, int signal, const 
 /* The host name the lines carry. */
 const char *sf_ctl_host(void);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Joining a job that spans hosts. The first rank of each host (the origin on rank 0's host, a
+ * seed elsewhere) was started by its host's dom0 with one end of a Unix socket pair in
+ * SFMPI_DOM0_FD. At its fork point it reads from it where every rank lives, and the connected,
+ * authenticated sockets of its host's ranks to ranks on other hosts (dom0 made them; the
+ * data plane carries no key), then waits for dom0's go, which means every socket of the job is
+ * in its ranks' hands, so none is read by anyone else. Messages, dom0 -> rank, little-endian:
+ *
+ *    0        4        6        8        12       16
+ *   +--------+--------+--------+--------+--------+
+ *   | "SFJN" | ver 1  | type   | length | nfds   |   then `length` bytes of body, and `nfds`
+ *   +--------+--------+--------+--------+--------+   descriptors attached (SCM_RIGHTS)
+ *
+ *   type 1 JOIN  body: size, host, nlinks (u32 each), host_of[size] (u32), then nlinks pairs
+ *                (local rank, peer world rank) (u32 each); no fds
+ *   type 2 FDS   no body; the next fds of the links, in order, at most SF_JOIN_FDS_MAX each
+ *   type 3 GO    no body, no fds
+ *
+ * Limits: size <= SF_MAX_RANKS; a body of at most 64 KiB; a message that breaks any of them is
+ * refused (SF_EPROTO) and every fd received so far is closed. */
+
+#define SF_JOIN_FDS_MAX 200
+
+typedef struct sf_join_link {
+  int local; /* the local rank (0 = this process) whose link it is */
+  int peer;  /* the world rank at its other end */
+  int fd;    /* the socket */
+} sf_join_link;
+
+typedef struct sf_join {
+  int size;     /* world ranks */
+  int host;     /* this host's id */
+  int *host_of; /* host id of each world rank */
+  int nlinks;
+  sf_join_link *links;
+} sf_join;
+
+/* Reads the join from `fd` up to the go, waiting at most timeout_ms in all (-1: no limit).
+ * Returns 0 with *out filled, or a negative SF_E* code (sf_last_error says what was wrong). */
+int sf_join_read(int fd, int timeout_ms, sf_join *out);
+
+/* Frees the join's arrays (the link fds stay open: their owners close them). */
+void sf_join_free(sf_join *j);
+
 #ifdef __cplusplus
 }
 #endif

@@ -58,13 +58,16 @@ int MPI_Init_thread(int *argc, char ***argv, int required, int *provided) {
   }
   memset(&o, 0, sizeof o);
   o.size = (int)size;
-  sfm_jobctl_admit((int)size);
+  sfm_jobctl_join(&o); /* a job that spans hosts: where every rank lives, from dom0 */
+  size = o.size;
+  sfm_jobctl_admit(o.host_of ? sfm_jobctl_local_count(&o) : (int)size);
   if (sf_job_create(&sfm.job, &o) < 0) sfm_init_fail(sf_last_error());
   sfm.size = (int)size;
   sfm.t_fork = sf_now();
   rc = sf_job_fork(sfm.job);
   if (rc < 0) sfm_init_fail(sf_last_error());
   sfm.rank = rc;
+  sfm_jobctl_links();
   sfm_jobctl_started();
   sfm.next_ctx = 4;
   if (sfm_comms_init() < 0 || sfm_types_init() < 0 || sfm_ops_init() < 0) sfm_init_fail("out of memory");

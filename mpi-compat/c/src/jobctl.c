@@ -29,9 +29,22 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static sf_watch *sfm_watch;   /* origin: its clones */
+static sf_watch *sfm_watch;   /* the host's first rank: its clones */
 static long sfm_reservation = -1;
 static atomic_int sfm_terminating;
+static sf_join sfm_join;      /* a job that spans hosts: what dom0 said */
+static int sfm_dom0_fd = -1;
+
+/* The host's first rank: the origin (rank 0's host) or a seed: the parent of its host's ranks,
+ * which watches, reaps and reports them. */
+static int sfm_local_root(void) { return sfm.job != NULL && sf_job_local_world(sfm.job, 0) == sfm.rank; }
+
+/* This rank's place among its host's ranks. */
+static int sfm_local_index(void) {
+  for (int l = 0; l < sf_job_local_count(sfm.job); l++)
+    if (sf_job_local_world(sfm.job, l) == sfm.rank) return l;
+  return 0;
+}
 
 /* A C origin started by sfmpirun dies with it, whatever it is doing (before MPI_Init too). A
  * process whose parent is not the launcher (a program that a rank started) is not tied, unless
@@ -57,12 +70,12 @@ static void sfm_terminate(int code) {
     /* Another thread of this process is already ending it. */
     for (;;) pause();
   }
-  if (sfm.rank == 0 && sfm_watch) {
+  if (sfm_local_root() && sfm_watch) {
     int ar = -1;
     /* The root cause first; after an abort by another rank, what died is the aborter's doing. */
-    if (!(sf_job_aborted(sfm.job, &ar, NULL, NULL, 0) && ar != 0)) sf_watch_report_dead(sfm_watch);
+    if (!(sf_job_aborted(sfm.job, &ar, NULL, NULL, 0) && ar != sfm.rank)) sf_watch_report_dead(sfm_watch);
     sf_watch_reap(sfm_watch, 0);
-    sf_ctl_exit(sfm.ctl_fd, 0, code);
+    sf_ctl_exit(sfm.ctl_fd, sfm.rank, code);
   }
   fflush(stdout);
   fflush(stderr);
@@ -99,7 +112,7 @@ void sfm_fatal(int code, const char *msg) {
      * and without killing anyone, so the root cause stays the first failure the launcher sees;
      * the other ranks notice the dead peer by themselves. */
     sf_job_claim_fail_report(sfm.job, sfm.rank);
-    if (sfm.rank == 0) sfm_terminate(1);
+    if (sfm_local_root()) sfm_terminate(1);
     fflush(stdout);
     fflush(stderr);
     _exit(1);
@@ -130,15 +143,15 @@ int MPI_Abort(MPI_Comm comm, int errorcode) {
 static void sfm_on_exit(int status, void *arg) {
   (void)arg;
   if (sfm.job == NULL || atomic_load(&sfm_terminating)) return;
-  if (sfm.rank != 0) return; /* the origin reports clones */
+  if (!sfm_local_root()) return; /* the host's first rank reports its clones */
   fflush(NULL);
   if (sfm_watch) sf_watch_reap(sfm_watch, sfm.finalized ? -1 : 0);
   if (status != 0) {
     char how[96];
     sf_proc_describe((status & 0xff) << 8, sfm.finalized, "MPI_Finalize", how, sizeof how);
-    sf_ctl_fail_once(sfm.job, sfm.ctl_fd, 0, status, 0, how);
+    sf_ctl_fail_once(sfm.job, sfm.ctl_fd, sfm.rank, status, 0, how);
   }
-  sf_ctl_exit(sfm.ctl_fd, 0, status);
+  sf_ctl_exit(sfm.ctl_fd, sfm.rank, status);
   sf_admission_release(sfm_reservation);
 }
 
@@ -147,7 +160,7 @@ static void sfm_on_exit(int status, void *arg) {
 void sfm_init_fail(const char *what) {
   fprintf(stderr, "sfmpi: MPI_Init: %s\n", what);
   sf_ctl_fail_once(sfm.job, sfm.ctl_fd, sfm.rank, 1, 0, what);
-  if (sfm.rank == 0 && sfm_watch) sf_watch_reap(sfm_watch, 0);
+  if (sfm_local_root() && sfm_watch) sf_watch_reap(sfm_watch, 0);
   _exit(1);
 }
 
@@ -175,20 +188,23 @@ static void sfm_apply_stdio(void) {
     s = *end == ',' ? end + 1 : end;
     if (*end != ',' && *end != '\0') sfm_init_fail("SFMPI_STDIO_FDS is not a comma list of fds");
   }
-  if (n != 2 * sfm.size) {
-    snprintf(buf, sizeof buf, "SFMPI_STDIO_FDS has %d fds, expected %d", n, 2 * sfm.size);
+  if (n != 2 * sf_job_local_count(sfm.job)) {
+    snprintf(buf, sizeof buf, "SFMPI_STDIO_FDS has %d fds, expected %d", n, 2 * sf_job_local_count(sfm.job));
     sfm_init_fail(buf);
   }
   fflush(stdout);
   fflush(stderr);
-  if (dup2(fds[2 * sfm.rank], 1) < 0 || dup2(fds[2 * sfm.rank + 1], 2) < 0) sfm_init_fail("dup2 of the stdio fds failed");
+  {
+    int l = sfm_local_index(); /* the fds are by local rank: this host's ranks */
+    if (dup2(fds[2 * l], 1) < 0 || dup2(fds[2 * l + 1], 2) < 0) sfm_init_fail("dup2 of the stdio fds failed");
+  }
   for (int i = 0; i < n; i++)
     if (fds[i] > 2 && fds[i] != sfm.ctl_fd) close(fds[i]);
 }
 
 /* After the fork, in every rank: the origin's watcher, stdio, the `fork` report, the exit hook. */
 void sfm_jobctl_started(void) {
-  if (sfm.rank == 0 && sfm.size > 1) {
+  if (sfm_local_root() && sf_job_local_count(sfm.job) > 1) {
     int n = sf_job_local_count(sfm.job) - 1, ranks[SF_MAX_RANKS];
     pid_t pids[SF_MAX_RANKS];
     for (int i = 0; i < n; i++) {
@@ -199,7 +215,7 @@ void sfm_jobctl_started(void) {
       sfm_init_fail(sf_last_error());
   }
   if (sfm.rank != 0) {
-    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int null = open("/dev/null", O_RDONLY | O_CLOEXEC); /* stdin goes to rank 0 only */
     if (null < 0 || dup2(null, 0) < 0) sfm_init_fail("cannot give the clone /dev/null as stdin");
     close(null);
   }
@@ -210,3 +226,51 @@ void sfm_jobctl_started(void) {
 
 /* Past MPI_Finalize: the watcher reaps clones as they end, so no zombie lingers. */
 void sfm_jobctl_finalized(void) { sf_watch_finished(sfm_watch); }
+
+/* ---- a job that spans hosts ----------------------------------------------------------------- */
+
+/* Before the fork: when dom0 started this process (SFMPI_DOM0_FD), where every rank lives. */
+void sfm_jobctl_join(sf_job_options *o) {
+  const char *s = getenv("SFMPI_DOM0_FD");
+  char *end;
+  long fd;
+  int rc;
+  if (s == NULL || *s == '\0') return;
+  fd = strtol(s, &end, 10);
+  if (*end || fd < 0 || fcntl((int)fd, F_GETFD) < 0) sfm_init_fail("SFMPI_DOM0_FD is not an open fd");
+  sfm_dom0_fd = (int)fd;
+  rc = sf_join_read(sfm_dom0_fd, -1, &sfm_join); /* dom0 bounds the wait: it kills us on failure */
+  if (rc < 0) sfm_init_fail(sf_last_error());
+  if (o->size > 1 && o->size != sfm_join.size) {
+    char msg[120];
+    snprintf(msg, sizeof msg, "SFMPI_SIZE says %d ranks, dom0 says %d", o->size, sfm_join.size);
+    sfm_init_fail(msg);
+  }
+  o->size = sfm_join.size;
+  o->host_of = sfm_join.host_of;
+  o->host = sfm_join.host;
+}
+
+int sfm_jobctl_local_count(const sf_job_options *o) {
+  int n = 0;
+  for (int r = 0; r < o->size; r++) n += o->host_of[r] == o->host;
+  return n;
+}
+
+/* After the fork, in every rank: its own links to ranks on other hosts; the others' fds go. */
+void sfm_jobctl_links(void) {
+  int me;
+  if (sfm_dom0_fd < 0) return;
+  me = sfm_local_index();
+  for (int i = 0; i < sfm_join.nlinks; i++) {
+    sf_join_link *l = &sfm_join.links[i];
+    if (l->local != me) {
+      close(l->fd);
+    } else if (sf_job_add_link_fd(sfm.job, l->peer, l->fd) < 0) {
+      sfm_init_fail(sf_last_error());
+    }
+  }
+  close(sfm_dom0_fd);
+  sfm_dom0_fd = -1;
+  sf_join_free(&sfm_join);
+}

@@ -106,6 +106,9 @@ void sfm_jobctl_started(void);                                /* after the fork,
 void sfm_jobctl_finalized(void);                              /* past MPI_Finalize */
 void sfm_init_fail(const char *what) __attribute__((noreturn)); /* MPI_Init failed: report, exit */
 void sfm_jobctl_admit(int size);                              /* before the fork: the host's admission */
+void sfm_jobctl_join(sf_job_options *o);                      /* a multi-host job: placement from dom0 */
+int sfm_jobctl_local_count(const sf_job_options *o);          /* ranks of this host in o's placement */
+void sfm_jobctl_links(void);                                  /* after the fork: this rank's TCP links */
 /* An error under MPI_ERRORS_ARE_FATAL: print it, report it (unless it is a peer's death's
  * consequence), abort the job, exit. */
 void sfm_fatal(int code, const char *msg) __attribute__((noreturn));

@@ -113,7 +113,53 @@ void DestroyJob(Env* e) {
   g_proc.coll_seq.clear();
 }
 
-// create(size, ringBytes, eagerLimit, waitTimeoutMs, spinUs, cma)
+// join(fd) -> { size, host, hostOf: Int32Array, links: Int32Array [local, peer, fd, ...] }: a
+// host's first rank of a job that spans hosts reads its part from dom0 (sf_join_read), up to
+// dom0's go. Blocks: there is nothing else this process can do before its fork point.
+Napi::Value Join(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  sf_join j;
+  int rc = sf_join_read(Int(info, 0), -1, &j);
+  if (rc < 0) return ThrowRc(env, rc, "MPI.init");
+  Napi::Object out = Napi::Object::New(env);
+  Napi::Int32Array host_of = Napi::Int32Array::New(env, j.size);
+  for (int r = 0; r < j.size; r++) host_of[r] = j.host_of[r];
+  Napi::Int32Array links = Napi::Int32Array::New(env, 3 * static_cast<size_t>(j.nlinks));
+  for (int i = 0; i < j.nlinks; i++) {
+    links[3 * i] = j.links[i].local;
+    links[3 * i + 1] = j.links[i].peer;
+    links[3 * i + 2] = j.links[i].fd;
+  }
+  out.Set("size", j.size);
+  out.Set("host", j.host);
+  out.Set("hostOf", host_of);
+  out.Set("links", links);
+  sf_join_free(&j);
+  return out;
+}
+
+// addLink(peer, fd): this rank's link to a rank on another host (sf_job_add_link_fd).
+Napi::Value AddLink(const Napi::CallbackInfo& info) {
+  sf_job* job = RequireJob(info.Env(), "MPI.init");
+  if (job == nullptr) return info.Env().Undefined();
+  int rc = sf_job_add_link_fd(job, Int(info, 0), Int(info, 1));
+  if (rc < 0) return ThrowRc(info.Env(), rc, "MPI.init: the link to rank " + std::to_string(Int(info, 0)));
+  return info.Env().Undefined();
+}
+
+// local() -> [host, localRank, localCount, ...world ranks of the host's ranks]
+Napi::Value Local(const Napi::CallbackInfo& info) {
+  sf_job* job = RequireJob(info.Env(), "local");
+  if (job == nullptr) return info.Env().Undefined();
+  int n = sf_job_local_count(job);
+  Napi::Int32Array a = Napi::Int32Array::New(info.Env(), 2 + static_cast<size_t>(n));
+  a[0] = sf_job_host(job);
+  a[1] = n;
+  for (int l = 0; l < n; l++) a[2 + l] = sf_job_local_world(job, l);
+  return a;
+}
+
+// create(size, ringBytes, eagerLimit, waitTimeoutMs, spinUs, cma, hostOf?: Int32Array, host?)
 Napi::Value Create(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Env* e = GetEnv(env);
@@ -127,6 +173,14 @@ Napi::Value Create(const Napi::CallbackInfo& info) {
   o.wait_timeout_ms = Int(info, 3);
   o.spin_us = Int(info, 4);
   o.cma = Int(info, 5);
+  std::vector<int> host_of;
+  if (info.Length() > 6 && info[6].IsTypedArray()) {
+    Napi::Int32Array h = info[6].As<Napi::Int32Array>();
+    host_of.assign(h.Data(), h.Data() + h.ElementLength());
+    if (static_cast<int>(host_of.size()) != o.size) return ThrowRange(env, "MPI.init: the host map does not cover every rank");
+    o.host_of = host_of.data();
+    o.host = Int(info, 7);
+  }
   int rc = sf_job_create(&g_proc.job, &o);
   if (rc < 0) {
     g_proc.job = nullptr;
@@ -328,7 +382,8 @@ const std::vector<Fn> kLifeFns = {
     {"aborted", Aborted}, {"peerDeath", PeerDeath}, {"health", Health}, {"setLabel", SetLabel},
     {"wtime", Wtime}, {"ctlFork", CtlFork}, {"ctlExit", CtlExit}, {"ctlFail", CtlFail},
     {"ctlFailOnce", CtlFailOnce}, {"errorClass", ErrorClass}, {"watchClones", WatchClones},
-    {"watchFinished", WatchFinished}, {"reapClones", ReapClones},
+    {"watchFinished", WatchFinished}, {"reapClones", ReapClones}, {"join", Join}, {"addLink", AddLink},
+    {"local", Local},
 };
 
 // The environment goes away (its thread ends, or the process exits): only the main thread's
