@@ -71,6 +71,16 @@ export const FrameType = {
   /** either way: liveness probe, answered by pong (empty). */
   ping: 0x08,
   pong: 0x09,
+  /** dom0 -> launcher, first: which host it is and where its data port listens (JSON). */
+  hello: 0x0a,
+  /** launcher -> dom0: every host's data endpoint and every rank's host (JSON). */
+  hosts: 0x0b,
+  /** dom0 -> launcher: its host's links are made and in its first rank's hands (empty JSON). */
+  linked: 0x0c,
+  /** launcher -> dom0: every host is linked, the ranks may run (empty JSON). */
+  go: 0x0d,
+  /** dom0 -> launcher: every rank of its host has ended; the first rank's exit code (JSON). */
+  done: 0x0e,
 } as const;
 
 /** One of the {@link FrameType} names. */
@@ -286,9 +296,15 @@ export type Message =
   | { type: 'endpoint'; rank: number; address: string; port: number }
   | { type: 'error'; message: string }
   | { type: 'ping' }
-  | { type: 'pong' };
+  | { type: 'pong' }
+  | { type: 'hello'; index: number; port: number; pid: number; hostname: string }
+  | { type: 'hosts'; endpoints: { address: string; port: number }[]; hostOf: number[] }
+  | { type: 'linked' }
+  | { type: 'go' }
+  | { type: 'done'; code: number };
 
 const isRank = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+const isPort = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535;
 
 function payloadError(type: string, why: string): FrameError {
   return new FrameError('ERR_FRAME_PAYLOAD', `${type} frame: ${why}`);
@@ -393,6 +409,33 @@ export function decodeMessage(frame: Frame): Message {
     case 'error': {
       const o = json(type, p);
       return { type, message: field(type, o, 'message', isString, 'a string') };
+    }
+    case 'hello': {
+      const o = json(type, p);
+      return {
+        type,
+        index: field(type, o, 'index', isRank, 'a host index (a non-negative integer)'),
+        port: field(type, o, 'port', isPort, 'a port 1..65535'),
+        pid: field(type, o, 'pid', isRank, 'a pid'),
+        hostname: field(type, o, 'hostname', isString, 'a string'),
+      };
+    }
+    case 'hosts': {
+      const o = json(type, p);
+      const isEndpoint = (v: unknown) => !!v && typeof v === 'object' && isString((v as Record<string, unknown>).address) && isPort((v as Record<string, unknown>).port);
+      return {
+        type,
+        endpoints: field(type, o, 'endpoints', (v) => Array.isArray(v) && v.length > 0 && v.every(isEndpoint), 'a non-empty array of {address, port}'),
+        hostOf: field(type, o, 'hostOf', (v) => Array.isArray(v) && v.length > 0 && v.every(isRank), 'a non-empty array of host indexes'),
+      };
+    }
+    case 'linked':
+    case 'go':
+      json(type, p);
+      return { type };
+    case 'done': {
+      const o = json(type, p);
+      return { type, code: field(type, o, 'code', (v) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 255, 'an exit code 0..255') };
     }
   }
 }

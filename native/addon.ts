@@ -55,6 +55,12 @@ export interface NativeAddon {
   closeFd(fd: number): void;
   setCloexec(fd: number, on?: boolean): void;
   allocRegion(bytes: number, options?: { hugePages?: boolean }): ArrayBuffer;
+  /** A Unix stream socket pair: [ours (close-on-exec), theirs (for a child)]. */
+  socketPair(): [number, number];
+  /** One sendmsg of `data` with `fds` attached (SCM_RIGHTS). */
+  sendFds(fd: number, data: Buffer, fds: number[]): void;
+  /** A close-on-exec duplicate of `fd`. */
+  dupFd(fd: number): number;
   /** Where an ArrayBuffer's memory starts. */
   bufferAddress(buffer: ArrayBuffer): bigint;
   /** The base page size of this host. */

@@ -6,9 +6,12 @@ import { spawn, type StdioOptions } from 'node:child_process';
 import os from 'node:os';
 import readline from 'node:readline';
 import type { Readable } from 'node:stream';
-import { decodeControl, type ControlMessage } from '../../guest-daemon/control.js';
+import { decodeControl } from '../../guest-daemon/control.js';
+import { Outcome, type JobResult } from './outcome.js';
 import { forwardLines } from './output.js';
 import type { Prepared } from './program.js';
+
+export type { JobResult } from './outcome.js';
 
 export interface JobOptions {
   size: number;
@@ -21,25 +24,8 @@ export interface JobOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-export interface JobResult {
-  status: number;
-  /** The line printed for a failure, if any. */
-  failure?: string;
-}
-
-type Fail = Extract<ControlMessage, { ev: 'fail' }>;
-
 function say(line: string): void {
   process.stderr.write(`sfmpirun: ${line}\n`);
-}
-
-function describe(f: Fail): string {
-  return `rank ${f.rank} ${f.cause}`;
-}
-
-function statusOf(f: Fail): number {
-  if (f.signal) return 128 + f.signal;
-  return f.code > 0 ? f.code : 1;
 }
 
 export async function runJob(program: Prepared, opts: JobOptions): Promise<JobResult> {
@@ -75,8 +61,7 @@ export async function runJob(program: Prepared, opts: JobOptions): Promise<JobRe
     outputs.push(forwardLines(streams[5 + 2 * (r - 1)] as Readable, process.stderr));
   }
 
-  let firstFail: Fail | null = null;
-  const exits = new Map<number, number>();
+  const outcome = new Outcome(n);
   let killTimer: NodeJS.Timeout | undefined;
   const killGroup = () => {
     try {
@@ -85,12 +70,8 @@ export async function runJob(program: Prepared, opts: JobOptions): Promise<JobRe
       /* already gone */
     }
   };
-  const onFail = (f: Fail) => {
-    if (firstFail) return;
-    firstFail = f;
-    // The others should notice through the data plane and stop; if not, we stop them.
-    killTimer = setTimeout(killGroup, opts.graceMs ?? 3000);
-  };
+  // The others should notice through the data plane and stop; if not, we stop them.
+  outcome.onFirstFailure = () => (killTimer = setTimeout(killGroup, opts.graceMs ?? 3000));
 
   const control = readline.createInterface({ input: streams[3] as Readable, crlfDelay: Infinity });
   const controlClosed = new Promise<void>((resolve) => control.once('close', resolve));
@@ -102,15 +83,13 @@ export async function runJob(program: Prepared, opts: JobOptions): Promise<JobRe
     }
     if (msg.ev === 'fork' && opts.verbose)
       say(`rank ${msg.rank} pid ${msg.pid} running ${msg.ms.toFixed(2)} ms after the fork request`);
-    if (msg.ev === 'fail') onFail(msg);
-    if (msg.ev === 'exit') exits.set(msg.rank, msg.code);
+    outcome.event(msg);
   });
 
-  let timedOut = false;
   const timer =
     opts.timeout > 0
       ? setTimeout(() => {
-          timedOut = true;
+          outcome.timeout(opts.timeout);
           killGroup();
         }, opts.timeout * 1000)
       : undefined;
@@ -148,15 +127,5 @@ export async function runJob(program: Prepared, opts: JobOptions): Promise<JobRe
   process.off('SIGTERM', onTerm);
   if (opts.verbose) say(`job of ${n} rank${n === 1 ? '' : 's'} ended after ${(performance.now() - t0).toFixed(1)} ms`);
 
-  if (timedOut) {
-    const running = [...Array(n).keys()].filter((r) => !exits.has(r));
-    const failure = `job timed out after ${opts.timeout} s` + (running.length ? `; ranks still running: ${running.join(', ')}` : '');
-    return { status: 124, failure };
-  }
-  if (firstFail) return { status: statusOf(firstFail), failure: describe(firstFail) };
-  if (origin.signal) return { status: 128 + (os.constants.signals[origin.signal] ?? 0), failure: `rank 0 killed by signal ${origin.signal}` };
-  if (origin.code !== 0) return { status: origin.code ?? 1, failure: `rank 0 exited with code ${origin.code}` };
-  for (const [rank, code] of [...exits].sort((a, b) => a[0] - b[0]))
-    if (code !== 0) return { status: code, failure: `rank ${rank} exited with code ${code}` };
-  return { status: 0 };
+  return outcome.result({ ...origin, signalNumber: origin.signal ? os.constants.signals[origin.signal] ?? 0 : 0 });
 }

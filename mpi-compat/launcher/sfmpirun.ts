@@ -5,7 +5,9 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { hostLimit } from '../../dom0/admission.js';
+import { runCluster } from './cluster.js';
 import { runJob } from './job.js';
+import { hostsFor, parseMapBy, place, PlacementError, resolveAddresses, type Plan } from './placement.js';
 import { prepare, ProgramError, removeAll } from './program.js';
 
 function positiveInt(flag: string) {
@@ -26,6 +28,8 @@ function seconds(value: string): number {
 const examples = `
 Examples:
   $ sfmpirun -n 4 examples/pi.ts              TypeScript ranks (no build step)
+  $ sfmpirun --hostfile hosts -n 16 ./cpi     across hosts (host:slots or "host slots=N" lines)
+  $ salloc -N 4 sfmpirun -n 8 ./cpi           inside a Slurm allocation: its nodes, started by srun
   $ sfmpirun -n 8 --timeout 60 job.mjs data.csv
   $ sfmpicc -O2 cpi.c -o cpi && sfmpirun -n 8 ./cpi    an unmodified MPI C program
   $ sfmpirun -n 2 --verbose ./cpi             clone timings per rank
@@ -42,6 +46,12 @@ export async function main(argv: string[]): Promise<number> {
     .option('-n, --np <ranks>', 'number of ranks', positiveInt('-n'), 1)
     .option('--timeout <seconds>', 'kill the job and fail after this long', seconds)
     .option('-v, --verbose', 'report clone timings per rank and the job time on stderr', false)
+    .option('--hostfile <file>', 'hosts to run on: "host:slots" (MPICH) or "host slots=N" (Open MPI) lines')
+    .option('--host <list>', 'hosts to run on: a:4,b:4 (or a,a,b: one slot per mention)')
+    .option('--map-by <how>', 'slot (fill each host in turn, the default) or node (round robin)')
+    .option('--oversubscribe', 'allow more ranks than slots', false)
+    .option('--iface <name>', 'the cluster network interface (where the launcher listens)')
+    .option('--launch <how>', 'how dom0s start on other hosts: ssh, or slurm (the default inside an allocation)')
     .argument('<program>', 'a .ts, .mts, .js or .mjs file, or an executable built with sfmpicc')
     .argument('[args...]', 'arguments for the program')
     .passThroughOptions()
@@ -54,10 +64,29 @@ export async function main(argv: string[]): Promise<number> {
     const code = (e as { exitCode?: number }).exitCode;
     return code ?? 2;
   }
-  const opts = program.opts<{ np: number; timeout?: number; verbose: boolean }>();
+  const opts = program.opts<{ np: number; timeout?: number; verbose: boolean; hostfile?: string; host?: string; mapBy?: string; oversubscribe: boolean; iface?: string; launch?: string }>();
   const [file, rest] = program.processedArgs as [string, string[]];
+  let plan: Plan | null = null;
+  try {
+    const source = hostsFor({ hostfile: opts.hostfile, host: opts.host });
+    if (source) {
+      const mapping = opts.mapBy ? parseMapBy(opts.mapBy) : { mapBy: 'slot' as const };
+      plan = place(source.hosts, { np: opts.np, mapBy: mapping.mapBy, oversubscribe: opts.oversubscribe || mapping.oversubscribe });
+      // A plan of this host alone is a single-host job: no dom0, no network.
+      plan = plan.hosts.length === 1 && plan.hosts[0].local ? null : await resolveAddresses(plan);
+      if (plan && opts.launch !== undefined && opts.launch !== 'ssh' && opts.launch !== 'slurm')
+        throw new PlacementError('ERR_PLACEMENT_OPTION', `--launch ${opts.launch}: ssh or slurm`);
+      if (plan && source.source === 'slurm' && opts.launch === undefined) opts.launch = 'slurm';
+    }
+  } catch (e) {
+    if (e instanceof PlacementError) {
+      process.stderr.write(`sfmpirun: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
   const limit = hostLimit();
-  if (opts.np - 1 > limit) {
+  if (!plan && opts.np - 1 > limit) {
     process.stderr.write(
       `sfmpirun: -n ${opts.np} needs ${opts.np - 1} clones, beyond this host's admission limit of ${limit} (set SFMPI_MAX_CLONES to change it)\n`,
     );
@@ -75,7 +104,9 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (opts.verbose) process.stderr.write(`sfmpirun: ${prepared.kind} program ready in ${prepared.ms.toFixed(1)} ms\n`);
   try {
-    const result = await runJob(prepared, { size: opts.np, timeout: opts.timeout ?? 0, verbose: opts.verbose });
+    const result = plan
+      ? await runCluster(prepared, plan, { timeout: opts.timeout ?? 0, verbose: opts.verbose, launch: opts.launch === 'slurm' ? 'slurm' : 'ssh', iface: opts.iface })
+      : await runJob(prepared, { size: opts.np, timeout: opts.timeout ?? 0, verbose: opts.verbose });
     if (result.failure) process.stderr.write(`sfmpirun: ${result.failure}\n`);
     return result.status;
   } finally {

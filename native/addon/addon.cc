@@ -11,9 +11,12 @@ extern "C" {
 #include <cstdio>
 #include <cstring>
 
+#include <vector>
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 namespace sf {
@@ -136,6 +139,74 @@ static Napi::Value PageSize(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(sysconf(_SC_PAGESIZE)));
 }
 
+// socketPair() -> [ours, theirs]: a Unix stream socket pair; ours is close-on-exec, theirs is
+// not (it is handed to a child: dom0's join socket for the ranks it starts).
+static Napi::Value SocketPair(const Napi::CallbackInfo& info) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return ThrowErrno(info.Env(), "socketpair");
+  int flags = fcntl(sv[1], F_GETFD);
+  if (flags < 0 || fcntl(sv[1], F_SETFD, flags & ~FD_CLOEXEC) < 0) {
+    int e = errno;
+    close(sv[0]);
+    close(sv[1]);
+    errno = e;
+    return ThrowErrno(info.Env(), "fcntl of a socket pair");
+  }
+  Napi::Array a = Napi::Array::New(info.Env(), 2);
+  a.Set(0u, sv[0]);
+  a.Set(1u, sv[1]);
+  return a;
+}
+
+// sendFds(fd, data: Buffer, fds: number[]): one sendmsg of `data` with `fds` attached
+// (SCM_RIGHTS), blocking until it is all written.
+static Napi::Value SendFds(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = 0;
+  if (!RequireInt(info, 0, "sendFds(fd, data, fds): fd", &fd)) return env.Undefined();
+  if (info.Length() < 3 || !info[1].IsBuffer() || !info[2].IsArray()) return ThrowType(env, "sendFds(fd, data, fds): data must be a Buffer, fds an array");
+  Napi::Buffer<uint8_t> data = info[1].As<Napi::Buffer<uint8_t>>();
+  Napi::Array list = info[2].As<Napi::Array>();
+  std::vector<int> fds;
+  for (uint32_t i = 0; i < list.Length(); i++) fds.push_back(list.Get(i).As<Napi::Number>().Int32Value());
+  std::vector<char> ctl(CMSG_SPACE(sizeof(int) * (fds.empty() ? 1 : fds.size())));
+  struct iovec iov = {data.Data(), data.Length()};
+  struct msghdr m = {};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  if (!fds.empty()) {
+    m.msg_control = ctl.data();
+    m.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+    struct cmsghdr* c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+  }
+  ssize_t n;
+  do {
+    n = sendmsg(fd, &m, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return ThrowErrno(env, "sendmsg of " + std::to_string(fds.size()) + " descriptors");
+  size_t done = static_cast<size_t>(n);
+  while (done < data.Length()) {  // the fds went with the first byte; the rest is plain
+    ssize_t w = send(fd, data.Data() + done, data.Length() - done, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return ThrowErrno(env, "send");
+    done += static_cast<size_t>(w);
+  }
+  return env.Undefined();
+}
+
+// dupFd(fd) -> a close-on-exec duplicate (a socket taken out of Node's hands keeps living).
+static Napi::Value DupFd(const Napi::CallbackInfo& info) {
+  int fd = 0;
+  if (!RequireInt(info, 0, "dupFd(fd): fd", &fd)) return info.Env().Undefined();
+  int d = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (d < 0) return ThrowErrno(info.Env(), "dup of fd " + std::to_string(fd));
+  return Napi::Number::New(info.Env(), d);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("forkClones", Napi::Function::New(env, ForkClones, "forkClones"));
   exports.Set("releaseClones", Napi::Function::New(env, ReleaseClones, "releaseClones"));
@@ -144,6 +215,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("dup2", Napi::Function::New(env, Dup2, "dup2"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
   exports.Set("setCloexec", Napi::Function::New(env, SetCloexec, "setCloexec"));
+  exports.Set("socketPair", Napi::Function::New(env, SocketPair, "socketPair"));
+  exports.Set("sendFds", Napi::Function::New(env, SendFds, "sendFds"));
+  exports.Set("dupFd", Napi::Function::New(env, DupFd, "dupFd"));
   exports.Set("bufferAddress", Napi::Function::New(env, BufferAddress, "bufferAddress"));
   exports.Set("pageSize", Napi::Function::New(env, PageSize, "pageSize"));
   exports.Set("admissionLimit", Napi::Function::New(env, AdmissionLimit, "admissionLimit"));

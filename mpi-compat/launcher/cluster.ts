@@ -1,0 +1,280 @@
+/**
+ * A job across hosts, as sfmpirun runs it: one dom0 per host of the plan (started over ssh, or
+ * by one srun step inside a Slurm allocation; on the launcher's own host, started directly),
+ * each connecting back to the launcher on the cluster network and proving the job's secret.
+ *
+ *   1. listen on the cluster's address (--iface, else this host's address in the plan, else the
+ *      address that routes to the first host), never on every interface;
+ *   2. start every dom0 at once; each starts its host's first rank at once (on `start`), so the
+ *      ranks of every host run their code up to the fork point together;
+ *   3. once every dom0 said hello: tell them every host's data endpoint (`hosts`); they link
+ *      every pair of ranks on different hosts and hand the sockets to their first rank;
+ *   4. once every host is `linked`: `go`, and the ranks' fork points proceed;
+ *   5. forward output and standard input (to rank 0), collect control lines (outcome.ts);
+ *   6. the end: every host `done`; or a failure (a rank's, or a host lost: its connection closed
+ *      or fell silent), after which the others get a grace period and are then killed.
+ * Killing sfmpirun closes every connection and ssh session: each dom0 kills its host's ranks.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import dgram from 'node:dgram';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { handshakeSocket, newSecret, encodeSecret } from '../../dom0/handshake.js';
+import { FrameChannel, encodeMessage, type Message } from '../../dom0/wire.js';
+import { Outcome, rankList, type JobResult } from './outcome.js';
+import type { Plan } from './placement.js';
+import type { Prepared } from './program.js';
+import { defaultDom0Main, srunCommand, sshCommand, type Dom0Command } from './remote.js';
+
+/** Options of a job across hosts. */
+export interface ClusterOptions {
+  /** Seconds; 0 for none. */
+  timeout: number;
+  verbose: boolean;
+  /** How dom0s start: one ssh per host, or one srun step inside a Slurm allocation. */
+  launch: 'ssh' | 'slurm';
+  /** The cluster network's interface (its IPv4 address is where the launcher listens). */
+  iface?: string;
+  /** Grace after the first failure before every host's ranks are killed (ms). */
+  graceMs?: number;
+  /** ssh options placed before the host (tests: a config file). */
+  sshOptions?: string[];
+}
+
+const PING_MS = 1000;
+const SILENCE_MS = 5000;
+
+function say(line: string): void {
+  process.stderr.write(`sfmpirun: ${line}\n`);
+}
+
+/** The address to listen on: the interface's, this host's in the plan, or the one routing to the first host. */
+async function listenAddress(plan: Plan, iface?: string): Promise<string> {
+  if (iface) {
+    const list = os.networkInterfaces()[iface];
+    const a = list?.find((x) => x.family === 'IPv4');
+    if (!a) throw new Error(`--iface ${iface}: no such interface with an IPv4 address (have: ${Object.keys(os.networkInterfaces()).join(', ')})`);
+    return a.address;
+  }
+  const local = plan.hosts.find((h) => h.local);
+  if (local && net.isIPv4(local.address) && !local.address.startsWith('127.')) return local.address;
+  const target = plan.hosts.find((h) => !h.local) ?? plan.hosts[0];
+  return new Promise((resolve, reject) => {
+    // A connected UDP socket sends nothing: the kernel only picks the route and its source.
+    const s = dgram.createSocket('udp4');
+    s.once('error', (e) => reject(new Error(`no route to ${target.name} (${target.address}): ${e.message}`)));
+    s.connect(9, target.address, () => {
+      const a = s.address().address;
+      s.close();
+      resolve(a);
+    });
+  });
+}
+
+interface Host {
+  index: number;
+  name: string;
+  address: string;
+  ranks: number[];
+  channel: FrameChannel | null;
+  socket: net.Socket | null;
+  port: number;
+  linked: boolean;
+  done: boolean;
+  lastHeard: number;
+}
+
+export async function runCluster(program: Prepared, plan: Plan, opts: ClusterOptions): Promise<JobResult> {
+  const t0 = performance.now();
+  const secret = newSecret();
+  const jobId = randomUUID();
+  const outcome = new Outcome(plan.size);
+  const hosts: Host[] = plan.hosts.map((h, index) => ({
+    index, name: h.name, address: h.address, ranks: h.ranks, channel: null, socket: null, port: 0, linked: false, done: false, lastHeard: Date.now(),
+  }));
+  const address = await listenAddress(plan, opts.iface);
+  const server = net.createServer({ noDelay: true });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, address, () => resolve());
+  });
+  const port = (server.address() as net.AddressInfo).port;
+  const starters: ChildProcess[] = [];
+  let finish!: () => void;
+  const finished = new Promise<void>((resolve) => (finish = resolve));
+  let ended = false;
+
+  const send = (h: Host, m: Message) => {
+    if (h.channel?.open && h.socket) h.socket.write(encodeMessage(m));
+  };
+  const killAll = () => {
+    for (const h of hosts) send(h, { type: 'signal', signal: 'SIGKILL' });
+  };
+  let killTimer: NodeJS.Timeout | undefined;
+  outcome.onFirstFailure = () => (killTimer = setTimeout(killAll, opts.graceMs ?? 3000));
+  const checkEnd = () => {
+    if (!ended && hosts.every((h) => h.done)) {
+      ended = true;
+      finish();
+    }
+  };
+  const lose = (h: Host, why: string) => {
+    if (h.done) return;
+    h.done = true;
+    outcome.lost(h.name, h.ranks, why);
+    checkEnd();
+  };
+
+  // --- dom0s ---
+  const dom0Args = (h: Host) => ['--launcher', `${address}:${port}`, '--job', jobId, '--bind', h.address,
+    ...(opts.launch === 'slurm' ? ['--hosts', hosts.map((x) => x.name).join(',')] : ['--index', String(h.index)])];
+  const startDom0 = (cmd: Dom0Command, what: string, forHosts: Host[]) => {
+    const child = spawn(cmd.command, cmd.args, { env: { ...process.env, ...cmd.env }, stdio: ['pipe', 'ignore', 'pipe'] });
+    starters.push(child);
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      err += d;
+      if (opts.verbose) process.stderr.write(d);
+    });
+    child.on('error', (e) => forHosts.forEach((h) => lose(h, `could not be reached: ${what}: ${e.message}`)));
+    child.on('exit', (code, signal) => {
+      // Before hello: it never came up. After: its connection says how it ended.
+      for (const h of forHosts)
+        if (!h.channel) lose(h, `could not start its dom0 (${what} ${signal ? `was killed by ${signal}` : `exited with code ${code}`}${err.trim() ? `: ${err.trim().split('\n').pop()}` : ''})`);
+    });
+    child.stdin!.on('error', () => {});
+    if (cmd.stdin) child.stdin!.write(cmd.stdin); // the secret; stdin then stays open: dom0's lifeline
+  };
+  const base = { secret, cwd: process.cwd(), env: {} as Record<string, string> };
+  if (opts.launch === 'slurm') {
+    startDom0(srunCommand({ ...base, hosts: hosts.map((h) => h.name), args: dom0Args(hosts[0]) }), 'srun', hosts);
+  } else {
+    for (const h of hosts) {
+      if (plan.hosts[h.index].local) {
+        // This host: no ssh hop, the same dom0 with the secret on its stdin.
+        startDom0({ command: process.execPath, args: [defaultDom0Main(), ...dom0Args(h)], env: {}, stdin: `${encodeSecret(secret)}\n` }, 'dom0', [h]);
+      } else {
+        startDom0(sshCommand({ ...base, host: h.name, args: dom0Args(h), sshOptions: opts.sshOptions }), `ssh ${h.name}`, [h]);
+      }
+    }
+  }
+
+  // --- their connections ---
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k, v]) => v !== undefined && !k.startsWith('SFMPI_') && k !== '_')) as Record<string, string>;
+  for (const k of ['SFMPI_TIMEOUT_MS', 'SFMPI_WAIT_TIMEOUT_MS', 'SFMPI_VERBOSE', 'SFMPI_MAX_CLONES', 'SFMPI_SPIN_US', 'SFMPI_CMA', 'SFMPI_TEST_TAG'])
+    if (process.env[k] !== undefined) env[k] = process.env[k]!;
+  if (opts.timeout > 0) env.SFMPI_TIMEOUT_MS = String(Math.round(opts.timeout * 1000));
+  if (opts.verbose) env.SFMPI_VERBOSE = '1';
+  let hellos = 0, linked = 0;
+  server.on('connection', (s) => {
+    handshakeSocket(s, { secret, role: 'launcher', side: 'server', accept: ['dom0'] })
+      .then((auth) => {
+        let host: Host | null = null;
+        const channel = new FrameChannel(auth, {
+          onMessage(msg) {
+            if (!host) {
+              if (msg.type !== 'hello' || !hosts[msg.index] || hosts[msg.index].channel) throw new Error('expected a hello from a dom0 of this job');
+              host = hosts[msg.index];
+              host.channel = channel;
+              host.socket = auth;
+              host.port = msg.port;
+              host.lastHeard = Date.now();
+              send(host, { type: 'start', job: jobId, size: plan.size, ranks: host.ranks, command: program.command, args: program.args, cwd: process.cwd(), env });
+              if (++hellos === hosts.length) {
+                const hostOf = plan.hostOfRank;
+                const endpoints = hosts.map((x) => ({ address: x.address, port: x.port }));
+                for (const x of hosts) send(x, { type: 'hosts', endpoints, hostOf });
+              }
+              return;
+            }
+            host.lastHeard = Date.now();
+            switch (msg.type) {
+              case 'linked':
+                if (!host.linked) {
+                  host.linked = true;
+                  if (++linked === hosts.length) for (const x of hosts) send(x, { type: 'go' });
+                }
+                break;
+              case 'event':
+                if (msg.event.ev === 'fork' && opts.verbose)
+                  say(`rank ${msg.event.rank} on ${msg.event.host} pid ${msg.event.pid} running ${msg.event.ms.toFixed(2)} ms after the fork request`);
+                outcome.event(msg.event);
+                break;
+              case 'output':
+                (msg.stream === 1 ? process.stdout : process.stderr).write(msg.data);
+                break;
+              case 'error':
+                say(`dom0 on ${host.name}: ${msg.message}`);
+                break;
+              case 'done':
+                host.done = true;
+                if (msg.code !== 0 && !outcome.failed) outcome.event({ ev: 'exit', host: host.name, rank: host.ranks[0], code: msg.code });
+                checkEnd();
+                break;
+              case 'ping':
+                send(host, { type: 'pong' });
+                break;
+              default:
+                break;
+            }
+          },
+          onClose(error) {
+            if (host) lose(host, error ? `lost its connection to the launcher (${error.message})` : 'closed its connection before its ranks ended (its dom0 died?)');
+          },
+        });
+      })
+      .catch((e: Error) => say(`refused a connection on the cluster network: ${e.message}`));
+  });
+
+  // --- standard input to rank 0, heartbeats, timeout, signals ---
+  const onStdin = (d: Buffer) => send(hosts[0], { type: 'stdin', data: d, end: false });
+  const onStdinEnd = () => send(hosts[0], { type: 'stdin', data: Buffer.alloc(0), end: true });
+  if (!process.stdin.isTTY || true) {
+    process.stdin.on('data', onStdin);
+    process.stdin.on('end', onStdinEnd);
+  }
+  const beat = setInterval(() => {
+    for (const h of hosts) {
+      if (h.done || !h.channel) continue;
+      if (Date.now() - h.lastHeard > SILENCE_MS) {
+        lose(h, `fell silent for over ${SILENCE_MS / 1000} s (host down or unreachable)`);
+        h.socket?.destroy();
+      } else send(h, { type: 'ping' });
+    }
+  }, PING_MS);
+  const timer = opts.timeout > 0 ? setTimeout(() => { outcome.timeout(opts.timeout); killAll(); setTimeout(() => hosts.forEach((h) => lose(h, 'did not end after the timeout')), 3000); }, opts.timeout * 1000) : undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    for (const h of hosts) send(h, { type: 'signal', signal: sig });
+    setTimeout(killAll, 2000).unref();
+  };
+  const onInt = () => onSignal('SIGINT');
+  const onTerm = () => onSignal('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+
+  await finished;
+  clearInterval(beat);
+  clearTimeout(timer);
+  clearTimeout(killTimer);
+  process.off('SIGINT', onInt);
+  process.off('SIGTERM', onTerm);
+  process.stdin.off('data', onStdin);
+  process.stdin.off('end', onStdinEnd);
+  process.stdin.pause();
+  if (outcome.failed) killAll();
+  for (const h of hosts) h.socket?.end();
+  server.close();
+  // The ssh/srun/dom0 processes end with their dom0; make sure nothing stays.
+  await Promise.all(starters.map((c) => new Promise<void>((resolve) => {
+    if (c.exitCode !== null || c.signalCode !== null) return resolve();
+    const t = setTimeout(() => { c.kill('SIGKILL'); }, 3000);
+    c.once('exit', () => { clearTimeout(t); resolve(); });
+    c.stdin?.end();
+  })));
+  if (opts.verbose) say(`job of ${plan.size} ranks on ${hosts.length} hosts ended after ${(performance.now() - t0).toFixed(1)} ms`);
+  void path;
+  void rankList;
+  return outcome.result();
+}

@@ -1,0 +1,83 @@
+/**
+ * A job's outcome as the launcher decides it, from the ranks' control lines (and, for a job
+ * across hosts, the hosts it lost): exit status 0 when every rank exited 0; otherwise the code
+ * of the first failure (128+N for signal N, 124 for a timeout), with one line naming the rank
+ * (or host) and the cause. One owner for single-host (job.ts) and multi-host (cluster.ts) jobs.
+ */
+import type { ControlMessage } from '../../guest-daemon/control.js';
+
+type Fail = Extract<ControlMessage, { ev: 'fail' }>;
+
+/** What runJob/runCluster return. */
+export interface JobResult {
+  status: number;
+  /** The line printed for a failure, if any. */
+  failure?: string;
+}
+
+/** Collects what happened; decides the status at the end. */
+export class Outcome {
+  #first: { status: number; line: string } | null = null;
+  readonly #exits = new Map<number, number>();
+  #timedOut: number | null = null;
+  readonly #size: number;
+  /** Called once, at the first failure (the launcher then gives the others a grace period). */
+  onFirstFailure: (() => void) | null = null;
+
+  constructor(size: number) {
+    this.#size = size;
+  }
+
+  /** True once some rank or host failed. */
+  get failed(): boolean {
+    return this.#first !== null;
+  }
+
+  #fail(status: number, line: string): void {
+    if (this.#first) return;
+    this.#first = { status, line };
+    this.onFirstFailure?.();
+  }
+
+  /** A control line of a rank. */
+  event(msg: ControlMessage): void {
+    if (msg.ev === 'fail') this.#fail(statusOf(msg), `rank ${msg.rank} ${msg.cause}`);
+    if (msg.ev === 'exit') this.#exits.set(msg.rank, msg.code);
+  }
+
+  /** A host gone (its dom0 died, or its connection fell silent), with its ranks. */
+  lost(host: string, ranks: readonly number[], why: string): void {
+    this.#fail(255, `host ${host} (${rankList(ranks)}) ${why}`);
+  }
+
+  /** The job's --timeout ran out. */
+  timeout(seconds: number): void {
+    this.#timedOut = seconds;
+  }
+
+  /** The status, with `origin` the exit of the process the launcher started (single host). */
+  result(origin?: { code: number | null; signal: NodeJS.Signals | null; signalNumber: number }): JobResult {
+    if (this.#timedOut !== null) {
+      const running = [...Array(this.#size).keys()].filter((r) => !this.#exits.has(r));
+      return { status: 124, failure: `job timed out after ${this.#timedOut} s` + (running.length ? `; ranks still running: ${running.join(', ')}` : '') };
+    }
+    if (this.#first) return { status: this.#first.status, failure: this.#first.line };
+    if (origin?.signal) return { status: 128 + origin.signalNumber, failure: `rank 0 killed by signal ${origin.signal}` };
+    if (origin && origin.code !== 0) return { status: origin.code ?? 1, failure: `rank 0 exited with code ${origin.code}` };
+    for (const [rank, code] of [...this.#exits].sort((a, b) => a[0] - b[0]))
+      if (code !== 0) return { status: code, failure: `rank ${rank} exited with code ${code}` };
+    return { status: 0 };
+  }
+}
+
+function statusOf(f: Fail): number {
+  if (f.signal) return 128 + f.signal;
+  return f.code > 0 ? f.code : 1;
+}
+
+/** "rank 3", "ranks 4-7", "ranks 1, 3, 5". */
+export function rankList(ranks: readonly number[]): string {
+  if (ranks.length === 1) return `rank ${ranks[0]}`;
+  const contiguous = ranks.every((r, i) => i === 0 || r === ranks[i - 1] + 1);
+  return contiguous ? `ranks ${ranks[0]}-${ranks[ranks.length - 1]}` : `ranks ${ranks.join(', ')}`;
+}
