@@ -223,6 +223,7 @@ export function handshakeSocket(socket: net.Socket, opts: HandshakeOptions): Pro
   for (const r of opts.accept ?? []) if (Role[r] === undefined) throw new RangeError(`unknown role "${String(r)}" in accept (launcher, dom0 or rank)`);
   const accept = new Set<number>((opts.accept ?? (Object.keys(Role) as RoleName[])).map((r) => Role[r]));
   const timeoutMs = opts.timeoutMs ?? HANDSHAKE_TIMEOUT_MS;
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new RangeError(`timeoutMs must be a positive number of ms, got ${timeoutMs}`);
   const client = opts.side === 'client';
   const nonce = randomBytes(32);
   const hello = Buffer.alloc(HELLO_SIZE);

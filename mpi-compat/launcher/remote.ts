@@ -30,6 +30,7 @@
  *        sfmpirun itself (`srun sfmpirun ...`), which would otherwise leave it waiting forever.
  */
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { encodeSecret, SECRET_ENV } from '../../dom0/handshake.js';
 import { badHostName } from './hostfile.js';
 
@@ -97,7 +98,7 @@ export interface SrunStart extends Dom0Start {
 /** dom0's entry point in this package: `<package>/dist/dom0/main.js`. */
 export function defaultDom0Main(): string {
   // This file is dist/mpi-compat/launcher/remote.js.
-  return path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..', 'dom0', 'main.js');
+  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'dom0', 'main.js');
 }
 
 /** Quotes a word for a POSIX shell: plain words stay as they are, anything else goes in

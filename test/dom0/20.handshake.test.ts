@@ -449,6 +449,7 @@ test('bad arguments are refused before anything is sent', () => {
   assert.throws(() => handshakeSocket(sock, { secret: SECRET, role: 'boss' as RoleName, side: 'server' }), /unknown role "boss" \(launcher, dom0 or rank\)/);
   assert.throws(() => handshakeSocket(sock, { secret: SECRET, role: 'dom0', side: 'middle' as 'client' }), /side must be "client" or "server", got "middle"/);
   assert.throws(() => handshakeSocket(sock, { secret: SECRET, role: 'dom0', side: 'server', accept: ['x' as RoleName] }), /unknown role "x" in accept/);
+  assert.throws(() => handshakeSocket(sock, { secret: SECRET, role: 'dom0', side: 'server', timeoutMs: 0 }), /timeoutMs must be a positive number of ms, got 0/);
   sock.destroy();
 });
 
