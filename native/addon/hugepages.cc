@@ -168,20 +168,30 @@ Napi::Value HugePages(const Napi::CallbackInfo& info) {
 
 // hugePageBytes(view) -> bytes of the view's memory that the kernel backs with huge pages, from
 // the AnonHugePages of the mappings it lies in (each counted up to the part the view covers).
+// `view`: a typed array, DataView, ArrayBuffer or SharedArrayBuffer (N-API in Node 20 cannot
+// read a SharedArrayBuffer, so V8 is asked directly).
 Napi::Value HugePageBytes(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (info.Length() < 1) return ThrowType(env, "hugePageBytes(view): view is missing");
+  // napi_value is a v8::Local<v8::Value> in Node's implementation (v8impl::V8LocalValueFromJsValue).
+  napi_value raw = info[0];
+  v8::Local<v8::Value> value;
+  static_assert(sizeof(value) == sizeof(raw), "napi_value is not a v8::Local");
+  memcpy(static_cast<void*>(&value), &raw, sizeof(raw));
   uintptr_t start = 0;
   size_t length = 0;
-  if (info.Length() > 0 && info[0].IsTypedArray()) {
-    Napi::TypedArray view = info[0].As<Napi::TypedArray>();
-    start = reinterpret_cast<uintptr_t>(view.ArrayBuffer().Data()) + view.ByteOffset();
-    length = view.ByteLength();
-  } else if (info.Length() > 0 && info[0].IsArrayBuffer()) {
-    Napi::ArrayBuffer buffer = info[0].As<Napi::ArrayBuffer>();
-    start = reinterpret_cast<uintptr_t>(buffer.Data());
-    length = buffer.ByteLength();
+  if (value->IsArrayBufferView()) {
+    v8::Local<v8::ArrayBufferView> view = value.As<v8::ArrayBufferView>();
+    start = reinterpret_cast<uintptr_t>(view->Buffer()->Data()) + view->ByteOffset();
+    length = view->ByteLength();
+  } else if (value->IsArrayBuffer()) {
+    start = reinterpret_cast<uintptr_t>(value.As<v8::ArrayBuffer>()->Data());
+    length = value.As<v8::ArrayBuffer>()->ByteLength();
+  } else if (value->IsSharedArrayBuffer()) {
+    start = reinterpret_cast<uintptr_t>(value.As<v8::SharedArrayBuffer>()->Data());
+    length = value.As<v8::SharedArrayBuffer>()->ByteLength();
   } else {
-    return ThrowType(env, "hugePageBytes(view): view must be a typed array or an ArrayBuffer");
+    return ThrowType(env, "hugePageBytes(view): view must be a typed array, a DataView or an ArrayBuffer");
   }
   uintptr_t end = start + length;
   FILE* smaps = fopen("/proc/self/smaps", "re");
