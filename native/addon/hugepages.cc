@@ -19,9 +19,9 @@
 // hugePages().reason says which check failed (e.g. --debug-arraybuffer-allocations, whose
 // allocator is another class). Slot numbers come from the Itanium C++ ABI's member-pointer form.
 //
-// Contract: only the allocator of the isolate that loads the addon is rewired (the main thread's,
-// in practice; worker_threads have allocators of their own). Memory allocated before the addon
-// was loaded keeps the pages it has.
+// Contract: only the allocators of isolates that load the addon are rewired (the main thread's,
+// and a worker thread's that imports sfmpi). Memory allocated before the addon was loaded keeps
+// the pages it has.
 
 #include "addon.h"
 
@@ -113,6 +113,10 @@ std::string Hook(v8::ArrayBuffer::Allocator* allocator) {
     return "this node binary does not export node::NodeArrayBufferAllocator";
   void** address_point = static_cast<void**>(vtable) + 2;  // after offset-to-top and RTTI
   if (vptr != address_point) return "the isolate's ArrayBuffer allocator is not Node's default one";
+  if (patched_vptr != nullptr) {  // another isolate (a worker thread) loading us: same class
+    __atomic_store_n(reinterpret_cast<void***>(allocator), patched_vptr, __ATOMIC_RELEASE);
+    return "";
+  }
   Dl_info info;
   ElfW(Sym)* sym = nullptr;
   if (dladdr1(vtable, &info, reinterpret_cast<void**>(&sym), RTLD_DL_SYMENT) == 0 || sym == nullptr ||
@@ -220,11 +224,12 @@ Napi::Value HugePageBytes(const Napi::CallbackInfo& info) {
 }  // namespace
 
 Napi::Object InitHugePages(Napi::Env env, Napi::Object exports) {
-  if (!hooked || patched_vptr == nullptr) {
-    reason = Hook(v8::Isolate::GetCurrent()->GetArrayBufferAllocator());
-    hooked = reason.empty();
-  } else {
-    Hook(v8::Isolate::GetCurrent()->GetArrayBufferAllocator());  // another isolate loading us
+  // The first isolate to load the addon (the main thread's, in practice) decides what
+  // hugePages() reports; a worker thread's isolate is rewired too when it loads the addon.
+  std::string why = Hook(v8::Isolate::GetCurrent()->GetArrayBufferAllocator());
+  if (!hooked) {
+    reason = why;
+    hooked = why.empty();
   }
   exports.Set("hugePages", Napi::Function::New(env, HugePages, "hugePages"));
   exports.Set("hugePageBytes", Napi::Function::New(env, HugePageBytes, "hugePageBytes"));
