@@ -13,7 +13,7 @@
  * t0 is taken before the first worker is asked for (requestTicket, new Worker, new StaticPool,
  * fork); what is made before it (the state, the control arrays, the ack FIFO) is set-up.
  */
-import { fork } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -128,34 +128,42 @@ for (let i = w.id * share; i < (w.id + 1) * share; i++) s += data[i];
 parentPort.postMessage(s);
 `;
 
+/** Rejects with "<what>: no result within TIMEOUT_MS" unless `p` settles first. */
+function bounded<T>(p: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no result within ${TIMEOUT_MS} ms`)), TIMEOUT_MS);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
 /** worker_threads + SharedArrayBuffer + postMessage. */
 export async function viaMessages(sab: SharedArrayBuffer, n: number): Promise<Timing> {
   const t0 = performance.now();
   let readyAt = 0;
   let ready = 0;
   const workers: Worker[] = [];
-  const timer = setTimeout(() => {
-    for (const w of workers) w.emit('error', new Error(`worker_threads: no result within ${TIMEOUT_MS} ms`));
-  }, TIMEOUT_MS);
   try {
-    const sums = await Promise.all(
-      Array.from(
-        { length: n },
-        (_, id) =>
-          new Promise<number>((resolve, reject) => {
-            const w = new Worker(messageWorker, { eval: true, workerData: { sab, id, n } });
-            workers.push(w);
-            w.on('message', (m) => {
-              if (m !== 'ready') return resolve(m as number);
-              if (++ready === n) readyAt = performance.now();
-            });
-            w.on('error', reject);
-          }),
+    const sums = await bounded(
+      Promise.all(
+        Array.from(
+          { length: n },
+          (_, id) =>
+            new Promise<number>((resolve, reject) => {
+              const w = new Worker(messageWorker, { eval: true, workerData: { sab, id, n } });
+              workers.push(w);
+              w.on('message', (m) => {
+                if (m !== 'ready') return resolve(m as number);
+                if (++ready === n) readyAt = performance.now();
+              });
+              w.on('error', reject);
+            }),
+        ),
       ),
+      'worker_threads (postMessage)',
     );
     return { readyMs: readyAt - t0, doneMs: performance.now() - t0, total: sums.reduce((a, b) => a + b, 0) };
   } finally {
-    clearTimeout(timer);
     await Promise.all(workers.map((w) => w.terminate()));
   }
 }
@@ -216,34 +224,37 @@ export async function viaChildProcesses(state: Float64Array, n: number): Promise
   const t0 = performance.now();
   let readyAt = 0;
   let ready = 0;
+  const children: ChildProcess[] = [];
   const exits: Promise<unknown>[] = [];
-  const children: ReturnType<typeof fork>[] = [];
-  const timer = setTimeout(() => {
-    for (const c of children) c.kill('SIGKILL');
-  }, TIMEOUT_MS);
+  let reported = false;
   try {
     const share = state.length / n;
-    const sums = await Promise.all(
-      Array.from(
-        { length: n },
-        (_, id) =>
-          new Promise<number>((resolve, reject) => {
-            const child = fork(path.join(here, 'cp-child.js'), [], { serialization: 'advanced' });
-            children.push(child);
-            exits.push(new Promise((r) => child.once('exit', r)));
-            child.on('message', (m) => {
-              if (m !== 'ready') return resolve(m as number);
-              if (++ready === n) readyAt = performance.now();
-            });
-            child.on('error', reject);
-            child.once('exit', (code, signal) => reject(new Error(`child ${id} left with ${signal ?? code} before reporting`)));
-            child.send(state.subarray(id * share, (id + 1) * share));
-          }),
+    const sums = await bounded(
+      Promise.all(
+        Array.from(
+          { length: n },
+          (_, id) =>
+            new Promise<number>((resolve, reject) => {
+              const child = fork(path.join(here, 'cp-child.js'), [], { serialization: 'advanced' });
+              children.push(child);
+              exits.push(new Promise((r) => child.once('exit', r)));
+              child.on('message', (m) => {
+                if (m !== 'ready') return resolve(m as number);
+                if (++ready === n) readyAt = performance.now();
+              });
+              child.on('error', reject);
+              child.once('exit', (code, signal) => reject(new Error(`child ${id} left with ${signal ?? code} before reporting`)));
+              child.send(state.subarray(id * share, (id + 1) * share));
+            }),
+        ),
       ),
+      'child_process.fork',
     );
+    reported = true;
     return { readyMs: readyAt - t0, doneMs: performance.now() - t0, total: sums.reduce((a, b) => a + b, 0) };
   } finally {
-    clearTimeout(timer);
+    // Children that reported leave by themselves; after a failure none is left behind.
+    if (!reported) for (const c of children) c.kill('SIGKILL');
     await Promise.all(exits);
   }
 }
