@@ -7,6 +7,7 @@
         "native/addon/fork.cc",
         "native/addon/pidwatch.cc",
         "native/addon/memory.cc",
+        "native/addon/hugepages.cc",
         "native/addon/exit.cc",
         "native/addon/mpi/binding.cc",
         "native/addon/mpi/errors.cc",

@@ -73,6 +73,23 @@ export interface NativeAddon {
   admissionRelease(id: number): void;
   /** Slots in use on this host. */
   admissionUsed(): number;
+  /** The kernel's THP mode, and whether large ArrayBuffers of this isolate are advised onto huge
+   * pages (native/addon/hugepages.cc): how many so far, and how many bytes. */
+  hugePages(): HugePageState;
+  /** Bytes of a view's memory the kernel currently backs with huge pages (from /proc/self/smaps). */
+  hugePageBytes(view: ArrayBufferView | ArrayBuffer | SharedArrayBuffer): number;
+}
+
+/** What native.hugePages() reports. */
+export interface HugePageState {
+  /** /sys/kernel/mm/transparent_hugepage/enabled: 'always', 'madvise', 'never', or 'unsupported'. */
+  mode: string;
+  /** Large ArrayBuffers are advised MADV_HUGEPAGE when allocated. */
+  hooked: boolean;
+  /** Why not, when hooked is false. */
+  reason: string;
+  buffers: number;
+  bytes: number;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));

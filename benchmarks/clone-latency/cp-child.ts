@@ -1,6 +1,7 @@
-/** child_process.fork peer: receives its share over IPC, sums it (or only acknowledges it), reports back. */
-process.on('message', (m: { data: Float64Array; sum: boolean }) => {
+/** child_process.fork peer: receives its share over IPC, acknowledges it, sums it, reports back. */
+process.once('message', (data: Float64Array) => {
+  process.send?.('ready');
   let s = 0;
-  if (m.sum) for (let i = 0; i < m.data.length; i++) s += m.data[i];
+  for (let i = 0; i < data.length; i++) s += data[i];
   process.send?.(s, () => process.exit(0));
 });

@@ -1,235 +1,192 @@
 /**
  * Clone latency: an origin holding 256 MiB or 1 GiB of Float64Array state starts N workers that
- * each sum their share and report back. Drivers, all measured in this one run:
- *   clones        clone() of the live process; state in a region (huge pages)
- *   clones-4k     the same with the state in a plain Float64Array (4 KiB pages)
- *   wtp-copy      node-worker-threads-pool StaticPool; each worker is sent its share by copy
- *   wt-shared     worker_threads, state in a SharedArrayBuffer (no copy)
- *   cp-fork       child_process.fork; each child is sent its share over IPC (advanced serialization)
- * The copying peers get only their share, the least copying they can do (the whole state to each
- * of 8 workers would be 8 GiB of copies at 1 GiB): the ratios are in the peers' favour.
- * "ready" = every worker running with the state; "done" = every share summed and reported.
- * Run: npm run bench:clone   (node --single-threaded dist/benchmarks/clone-latency/main.js)
+ * each acknowledge ("ready": every worker running with the state, counted when the last
+ * acknowledgement reaches the origin), sum their share and report it ("done"). Drivers are in
+ * drivers.ts; they run interleaved (A B C ... A B C ...), and the table gives the median and the
+ * minimum of each, and the ratio of each driver's median "ready" to clone() of a plain array.
+ *
+ * Run: npm run bench:clone [-- --quick]     (node --single-threaded, as sfmpirun starts an origin)
+ *      node dist/benchmarks/clone-latency/main.js --quick     (plain node)
+ * Options: --quick (1 GiB, N = 8, 3 rounds), --sizes 256,1024 (MiB), --n 1,8, --rounds 5,
+ *          --drivers clone-plain,wt-atomics,..., --verbose (each run, and where a clone's time went)
+ * Prints the README's markdown table on stdout and a line per goal; progress on stderr.
  */
-import { fork } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
-import { StaticPool } from 'node-worker-threads-pool';
-import { clone, exit, join, region, requestTicket } from '../../index.js';
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { region } from '../../index.js';
+import { native } from '../../native/addon.js';
+import { settings, viaAtomics, viaChildProcesses, viaClones, viaMessages, viaPool, type Timing } from './drivers.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 const MiB = 1024 * 1024;
-const sizes = (process.env.BENCH_SIZES_MIB ?? '256,1024').split(',').map(Number);
-const counts = (process.env.BENCH_N ?? '1,2,4,8').split(',').map(Number);
-const budgetMs = Number(process.env.BENCH_BUDGET_MS ?? 15_000);
 
-interface Timing {
-  readyMs: number;
-  doneMs: number;
-  total: number;
+const { values: opts } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    sizes: { type: 'string' },
+    n: { type: 'string' },
+    rounds: { type: 'string' },
+    drivers: { type: 'string' },
+    verbose: { type: 'boolean', default: false },
+  },
+});
+settings.verbose = opts.verbose ?? false;
+
+function list(flag: string, raw: string | undefined, fallback: number[]): number[] {
+  if (raw === undefined) return fallback;
+  const xs = raw.split(',').map(Number);
+  if (xs.some((x) => !Number.isSafeInteger(x) || x < 1)) throw new RangeError(`--${flag} must be positive integers separated by commas, got "${raw}"`);
+  return xs;
 }
 
-function fill(a: Float64Array): void {
+const sizes = list('sizes', opts.sizes, opts.quick ? [1024] : [256, 1024]);
+const counts = list('n', opts.n, opts.quick ? [8] : [1, 8]);
+const rounds = list('rounds', opts.rounds, [opts.quick ? 3 : 5])[0];
+
+/** A driver and the state it runs on, made before each of its runs (untimed) and dropped after:
+ * while an origin holds memory, every fork copies its page tables, so no driver's origin holds
+ * another driver's state. */
+interface Driver<S = unknown> {
+  key: string;
+  label: string;
+  make(len: number): S;
+  run(state: S, n: number): Promise<Timing>;
+}
+
+function fill(a: Float64Array): Float64Array {
   for (let i = 0; i < a.length; i++) a[i] = (i % 1024) * 0.5;
+  return a;
 }
 
 function expected(len: number): number {
   return (len / 1024) * ((1023 * 1024) / 2) * 0.5;
 }
 
-async function viaClones(state: Float64Array, n: number): Promise<Timing> {
-  const t0 = performance.now();
-  const ticket = requestTicket(n);
-  const id = clone(ticket);
-  if (id > 0) {
-    const share = state.length / n;
-    let s = 0;
-    for (let i = (id - 1) * share; i < id * share; i++) s += state[i];
-    exit(s);
-  }
-  const readyMs = ticket.readyAt - t0;
-  if (process.env.BENCH_DEBUG) process.stderr.write(`fork ${ticket.totalForkMs.toFixed(2)} ms: ${ticket.forkMs.map((x) => x.toFixed(1))}\n`);
-  const outcomes = await join(ticket);
-  const doneMs = performance.now() - t0;
-  let total = 0;
-  for (const o of outcomes) {
-    if (!o.ok) throw new Error(o.reason);
-    total += o.value as number;
-  }
-  return { readyMs, doneMs, total };
+function makeShared(len: number): SharedArrayBuffer {
+  const sab = new SharedArrayBuffer(len * 8);
+  fill(new Float64Array(sab));
+  return sab;
 }
 
-/** Copying peers: "ready" is a run whose workers only acknowledge their share. */
-async function viaPool(state: Float64Array, n: number, sum = true): Promise<Timing> {
-  const t0 = performance.now();
-  const pool = new StaticPool({
-    size: n,
-    task: (job: { share: Float64Array; sum: boolean }) => {
-      if (!job.sum) return job.share.length;
-      let s = 0;
-      for (let i = 0; i < job.share.length; i++) s += job.share[i];
-      return s;
-    },
-  });
-  const share = state.length / n;
-  // Each worker's share is copied: postMessage clones the sliced array.
-  const sums = await Promise.all(
-    Array.from({ length: n }, (_, i) => pool.exec({ share: state.slice(i * share, (i + 1) * share), sum })),
-  );
-  const ms = performance.now() - t0;
-  await pool.destroy();
-  const total = sum ? sums.reduce((a: number, b: number) => a + b, 0) : NaN;
-  return { readyMs: ms, doneMs: ms, total };
-}
+const driver = <S>(d: Driver<S>) => d as Driver;
+const allDrivers: Driver[] = [
+  driver({ key: 'clone-plain', label: 'clone(), plain Float64Array', make: (len) => fill(new Float64Array(len)), run: viaClones }),
+  driver({ key: 'clone-region', label: 'clone(), region', make: (len) => fill(region(Float64Array, len)), run: viaClones }),
+  // What a plain array cost before huge pages (and still costs where THP is off).
+  driver({
+    key: 'clone-4k',
+    label: 'clone(), 4 KiB pages',
+    make: (len) => fill(region(Float64Array, len, { hugePages: false })),
+    run: viaClones,
+  }),
+  driver({ key: 'wt-atomics', label: 'worker_threads, SAB + Atomics.wait', make: makeShared, run: viaAtomics }),
+  driver({ key: 'wt-message', label: 'worker_threads, SAB + postMessage', make: makeShared, run: viaMessages }),
+  driver({ key: 'wtp', label: 'node-worker-threads-pool, SAB', make: makeShared, run: viaPool }),
+  driver({ key: 'cp-fork', label: 'child_process.fork, share copied', make: (len) => fill(new Float64Array(len)), run: viaChildProcesses }),
+];
 
-const sharedWorker = `
-const { parentPort, workerData } = require('node:worker_threads');
-const data = new Float64Array(workerData.sab);
-parentPort.postMessage('ready');
-const share = data.length / workerData.n;
-let s = 0;
-for (let i = workerData.id * share; i < (workerData.id + 1) * share; i++) s += data[i];
-parentPort.postMessage(s);
-`;
+const wanted = opts.drivers?.split(',');
+const unknown = wanted?.filter((k) => !allDrivers.some((d) => d.key === k));
+if (unknown?.length) throw new RangeError(`--drivers: unknown driver ${unknown.join(', ')}; known: ${allDrivers.map((d) => d.key).join(', ')}`);
+const drivers = wanted ? allDrivers.filter((d) => wanted.includes(d.key)) : allDrivers;
 
-async function viaShared(sab: SharedArrayBuffer, n: number): Promise<Timing> {
-  const t0 = performance.now();
-  let readyMs = 0;
-  let ready = 0;
-  const sums = await Promise.all(
-    Array.from(
-      { length: n },
-      (_, id) =>
-        new Promise<number>((resolve, reject) => {
-          const w = new Worker(sharedWorker, { eval: true, workerData: { sab, id, n } });
-          w.on('message', (m) => {
-            if (m === 'ready') {
-              if (++ready === n) readyMs = performance.now() - t0;
-              return;
-            }
-            resolve(m as number);
-            void w.terminate();
-          });
-          w.on('error', reject);
-        }),
-    ),
-  );
-  return { readyMs, doneMs: performance.now() - t0, total: sums.reduce((a, b) => a + b, 0) };
-}
+// gc() between runs, so that no driver pays for its predecessor's garbage; plain node has no
+// --expose-gc, so the function is fetched as V8 documents it.
+const gc: () => void =
+  (globalThis as { gc?: () => void }).gc ??
+  (() => {
+    v8.setFlagsFromString('--expose-gc');
+    return vm.runInNewContext('gc') as () => void;
+  })();
 
-async function viaChildProcess(state: Float64Array, n: number, sum = true): Promise<Timing> {
-  const t0 = performance.now();
-  const sums = await Promise.all(
-    Array.from(
-      { length: n },
-      (_, id) =>
-        new Promise<number>((resolve, reject) => {
-          const child = fork(path.join(here, 'cp-child.js'), [], { serialization: 'advanced' });
-          child.on('message', (s) => resolve(s as number));
-          child.on('error', reject);
-          const share = state.length / n;
-          child.send({ data: state.slice(id * share, (id + 1) * share), sum });
-        }),
-    ),
-  );
-  const ms = performance.now() - t0;
-  return { readyMs: ms, doneMs: ms, total: sum ? sums.reduce((a, b) => a + b, 0) : NaN };
+async function settle(): Promise<void> {
+  gc();
+  await new Promise((r) => setTimeout(r, 20));
+  gc();
 }
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s[Math.floor((s.length - 1) / 2)];
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-/** Runs a driver at least once, up to `reps` times while within the time budget. */
-async function measure(run: () => Promise<Timing>, want: number, reps: number): Promise<{ ready: number; done: number }> {
-  const ready: number[] = [];
-  const done: number[] = [];
-  const start = performance.now();
-  for (let i = 0; i < reps; i++) {
-    const t = await run();
-    if (!Number.isNaN(t.total) && Math.abs(t.total - want) > 1e-6 * want) throw new Error(`wrong total ${t.total}, expected ${want}`);
-    ready.push(t.readyMs);
-    done.push(t.doneMs);
-    if (performance.now() - start > budgetMs) break;
-  }
-  return { ready: median(ready), done: median(done) };
+const f = (x: number) => (Number.isNaN(x) ? '—' : x < 10 ? x.toFixed(2) : x < 1000 ? x.toFixed(1) : x.toFixed(0));
+const sizeLabel = (mib: number) => (mib >= 1024 ? `${mib / 1024} GiB` : `${mib} MiB`);
+
+/** What share of a plain Float64Array of `len` elements the kernel puts on huge pages. */
+function hugeShare(len: number): number {
+  return native.hugePageBytes(fill(new Float64Array(len))) / (len * 8);
 }
 
-const f = (x: number) => (Number.isNaN(x) ? '—' : x < 10 ? x.toFixed(2) : x.toFixed(1));
-const rows: string[][] = [];
-let goal: { ready: number; pool: number } | null = null;
-
-const gc = (globalThis as { gc?: () => void }).gc;
-if (!gc) throw new Error('run with --expose-gc (npm run bench:clone does)');
-
-/** Each driver's origin holds only its own state: fork cost grows with every mapped page. */
-async function withState<T>(make: () => T, body: (state: T) => Promise<void>): Promise<void> {
-  let state: T | null = make();
-  await body(state);
-  state = null;
-  gc?.();
-  await new Promise((r) => setTimeout(r, 100));
-  gc?.();
+/** One run of a driver on a state of its own. In a function of its own, so that no reference to
+ * the state outlives the run (a top-level await keeps the module's locals alive). */
+async function runOnce(d: Driver, len: number, n: number): Promise<Timing> {
+  const state = d.make(len);
+  await settle();
+  return d.run(state, n);
 }
+
+interface Cell {
+  ready: number[];
+  done: number[];
+}
+const rows: string[] = [];
+const goals: string[] = [];
+const coverage: string[] = [];
 
 for (const mib of sizes) {
   const len = (mib * MiB) / 8;
   const want = expected(len);
-  const results = new Map<number, Record<string, { ready: number; done: number }>>();
-  for (const n of counts) results.set(n, {});
-  const makeRegion = () => {
-    const a = region(Float64Array, len);
-    fill(a);
-    return a;
-  };
-  const makePlain = () => {
-    const a = new Float64Array(len);
-    fill(a);
-    return a;
-  };
-  await withState(makeRegion, async (state) => {
-    for (const n of counts) results.get(n)!.clones = await measure(() => viaClones(state, n), want, 7);
-  });
-  await withState(makePlain, async (state) => {
-    for (const n of counts) {
-      const r = results.get(n)!;
-      r.clones4k = await measure(() => viaClones(state, n), want, 7);
-      r.pool = await measure(() => viaPool(state, n), want, 3);
-      r.pool.ready = (await measure(() => viaPool(state, n, false), want, 3)).ready;
-      r.cp = await measure(() => viaChildProcess(state, n), want, 3);
-      r.cp.ready = (await measure(() => viaChildProcess(state, n, false), want, 3)).ready;
-    }
-  });
-  await withState(
-    () => {
-      const sab = new SharedArrayBuffer(len * 8);
-      fill(new Float64Array(sab));
-      return sab;
-    },
-    async (sab) => {
-      for (const n of counts) results.get(n)!.shared = await measure(() => viaShared(sab, n), want, 5);
-    },
-  );
+  coverage.push(`${sizeLabel(mib)} plain Float64Array ${(hugeShare(len) * 100).toFixed(0)}% on huge pages`);
   for (const n of counts) {
-    const { clones: c, clones4k: c4k, pool, shared, cp } = results.get(n)!;
-    const peer = (p: { ready: number; done: number }) =>
-      `${f(p.ready)} / ${f(p.done)} (${f(p.ready / c.ready)}x / ${f(p.done / c.done)}x)`;
-    rows.push([`${mib} MiB`, String(n), `${f(c.ready)} / ${f(c.done)}`, peer(c4k), peer(pool), peer(shared), peer(cp)]);
-    if (mib === 1024 && n === 8) goal = { ready: c.ready, pool: pool.ready / c.ready };
+    const cells = new Map<string, Cell>(drivers.map((d) => [d.key, { ready: [], done: [] }]));
+    for (let round = 0; round < rounds; round++) {
+      for (const d of drivers) {
+        const t = await runOnce(d, len, n);
+        await settle();
+        if (settings.verbose) process.stderr.write(`    ${d.key}: ready ${f(t.readyMs)}, done ${f(t.doneMs)}; origin rss after ${(process.memoryUsage.rss() / MiB).toFixed(0)} MiB\n`);
+        if (Math.abs(t.total - want) > 1e-9 * want) throw new Error(`${d.key}, ${mib} MiB, N=${n}: total ${t.total}, expected ${want}`);
+        cells.get(d.key)!.ready.push(t.readyMs);
+        cells.get(d.key)!.done.push(t.doneMs);
+      }
+      process.stderr.write(`  ${sizeLabel(mib)} N=${n}: round ${round + 1} of ${rounds}\n`);
+    }
+    const ours = cells.get('clone-plain');
+    const base = ours ? median(ours.ready) : NaN;
+    for (const d of drivers) {
+      const c = cells.get(d.key)!;
+      const ratio = Number.isNaN(base) ? '—' : `${f(median(c.ready) / base)}x`;
+      rows.push(
+        `| ${sizeLabel(mib)} | ${n} | ${d.label} | ${f(median(c.ready))} | ${f(Math.min(...c.ready))} | ` +
+          `${f(median(c.done))} | ${f(Math.min(...c.done))} | ${ratio} |`,
+      );
+    }
+    if (ours && mib === 1024 && n === 8) {
+      const reg = cells.get('clone-region');
+      const wt = ['wt-atomics', 'wt-message'].filter((k) => cells.has(k)).map((k) => median(cells.get(k)!.ready));
+      if (reg) {
+        const r = base / median(reg.ready);
+        goals.push(`goal 1 (1 GiB, N=8): plain ready ${f(base)} ms <= 2x region ${f(median(reg.ready))} ms: ${f(r)}x, ${r <= 2 ? 'met' : 'NOT met'}`);
+      }
+      if (wt.length) {
+        const r = Math.min(...wt) / base;
+        goals.push(`goal 2 (1 GiB, N=8): >= 5x faster than the faster worker_threads on a SAB (${f(Math.min(...wt))} ms): ${f(r)}x, ${r >= 5 ? 'met' : 'NOT met'}`);
+      }
+    }
   }
-  process.stderr.write(`  measured ${mib} MiB\n`);
 }
 
-const head = ['state', 'N', 'clones', 'clones-4k', 'wtp-copy', 'wt-shared', 'cp-fork'];
-const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-const line = (r: string[]) => r.map((c, i) => c.padStart(widths[i])).join('  ');
-console.log(`clone latency: ready / done, medians in ms; (ratio to clones: ready / done); node ${process.version}, ${new Date().toISOString()}`);
-console.log(line(head));
-for (const r of rows) console.log(line(r));
-if (goal)
-  console.log(
-    `goal: 8 clones of a 1 GiB origin ready in < 40 ms: ${f(goal.ready)} ms; ` +
-      `>= 50x faster than the copying pool: ${f(goal.pool)}x`,
-  );
+const hp = native.hugePages();
+const flags = process.execArgv.length ? process.execArgv.join(' ') : '(none)';
+console.log(
+  `clone latency, ms from the request to the last acknowledgement ("ready") and the last result ("done"); ` +
+    `${rounds} interleaved rounds; node ${process.version} ${flags}; ${os.availableParallelism()} cores; ` +
+    `THP ${hp.mode}, ArrayBuffer hook ${hp.hooked ? 'on' : `off (${hp.reason})`}; ${coverage.join(', ')}; ${new Date().toISOString()}`,
+);
+console.log('');
+console.log('| state | N | driver | ready median | ready min | done median | done min | ready vs clone() plain |');
+console.log('| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |');
+for (const r of rows) console.log(r);
+if (goals.length) console.log('');
+for (const g of goals) console.log(g);

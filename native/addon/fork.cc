@@ -122,6 +122,9 @@ void Release(const std::shared_ptr<ParkGate>& gate) {
 
 // True in a clone: the platform's worker threads stayed behind in the process we came from.
 bool workers_absent = false;
+// The platform of the process we are about to fork has worker threads (Node started without
+// --single-threaded): its clones will have none to run V8's background compile jobs.
+bool forking_with_workers = false;
 
 // Parks every platform worker thread; returns the gate to release them, or an error.
 std::shared_ptr<ParkGate> ParkWorkers(v8::Isolate* isolate, int timeout_ms, std::string* error) {
@@ -134,6 +137,7 @@ std::shared_ptr<ParkGate> ParkWorkers(v8::Isolate* isolate, int timeout_ms, std:
   }
   // NumberOfWorkerThreads() also counts the delayed-task scheduler, which runs no tasks.
   int workers = platform->NumberOfWorkerThreads() - 1;
+  forking_with_workers = workers > 0;
   auto gate = std::make_shared<ParkGate>();
   for (int i = 0; i < workers; i++) platform->CallOnWorkerThread(std::make_unique<ParkTask>(gate));
   std::unique_lock<std::mutex> lock(gate->mu);
@@ -160,8 +164,9 @@ int OpenDevNullOnStdin() {
 }
 
 // What a child does in the instant after fork, before it returns to JavaScript. Only
-// async-signal-safe calls until uv_loop_fork; failures end the child at once (exit code 70,
-// EX_SOFTWARE) with a line on stderr, since there is no JavaScript to carry them to yet.
+// async-signal-safe calls until uv_loop_fork (after it, V8 may allocate: glibc's fork leaves
+// malloc usable in the child); failures end the child at once (exit code 70, EX_SOFTWARE) with a
+// line on stderr, since there is no JavaScript to carry them to yet.
 void ChildAfterFork(uv_loop_t* loop, pid_t parent, const std::vector<int>& close_fds,
                     bool stdin_null) {
   auto die = [](const char* what) {
@@ -180,6 +185,12 @@ void ChildAfterFork(uv_loop_t* loop, pid_t parent, const std::vector<int>& close
     errno = -rc;
     die("uv_loop_fork");
   }
+  // A hot loop is optimized by on-stack replacement, compiled on a worker thread when concurrent:
+  // in a clone without workers it would run unoptimized for good (10x slower here). Compiled on
+  // the main thread it takes a few ms. Other hot functions stay in baseline code, since V8 queues
+  // their optimization for workers whatever the flags say once the isolate runs; the launchers'
+  // --single-threaded avoids both.
+  if (forking_with_workers) v8::V8::SetFlagsFromString("--no-concurrent-osr");
 }
 
 // The start gate: clones wait on it until the origin has forked them all, so that on a machine

@@ -68,9 +68,11 @@ Napi::Value AllocRegion(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+Napi::Object InitHugePages(Napi::Env env, Napi::Object exports);  // hugepages.cc
+
 Napi::Object InitMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("allocRegion", Napi::Function::New(env, AllocRegion, "allocRegion"));
-  return exports;
+  return InitHugePages(env, exports);
 }
 
 }  // namespace sf
