@@ -90,10 +90,18 @@ export class DataLinks {
   #early: net.Socket[] = [];
   #open: JoinLink[] = [];
 
-  /** @param secret the job's; @param timeoutMs deadline of each connection's set-up */
-  constructor(secret: Buffer, timeoutMs = 10_000) {
+  readonly #onRefused: (message: string) => void;
+
+  /**
+   * @param secret the job's
+   * @param opts.timeoutMs deadline of each connection's set-up
+   * @param opts.onRefused told of every connection refused (a stranger, a wrong secret, garbage,
+   *   a pair not in the plan); the mesh goes on without it
+   */
+  constructor(secret: Buffer, opts: { timeoutMs?: number; onRefused?: (message: string) => void } = {}) {
     this.#secret = secret;
-    this.#timeoutMs = timeoutMs;
+    this.#timeoutMs = opts.timeoutMs ?? 10_000;
+    this.#onRefused = opts.onRefused ?? ((m) => process.emitWarning(`dom0: ${m}`));
     this.#server = net.createServer({ noDelay: true }, (s) => {
       if (this.#accepting) this.#accepting(s);
       else this.#early.push(s); // before the plan: held until expect() knows what to wait for
@@ -123,7 +131,6 @@ export class DataLinks {
     for (let h = 0; h < plan.me; h++) for (const a of plan.ranksOf[h]) for (const b of mine) want.add(`${a}:${b}`);
     const accepted = new Promise<JoinLink[]>((resolve, reject) => {
       const out: JoinLink[] = [];
-      if (want.size === 0) return resolve(out);
       const take = (s: net.Socket) => {
         this.#pending.add(s);
         handshakeSocket(s, { secret: this.#secret, role: 'dom0', side: 'server', accept: ['dom0'], timeoutMs: this.#timeoutMs })
@@ -141,11 +148,12 @@ export class DataLinks {
             // A stranger or a bad connection goes; the ones the plan needs may still come.
             this.#pending.delete(s);
             s.destroy();
-            process.emitWarning(`dom0: refused a data connection: ${e.message}`);
+            this.#onRefused(`refused a data connection: ${e.message}`);
           });
       };
       this.#accepting = take;
       for (const s of this.#early.splice(0)) take(s);
+      if (want.size === 0) return resolve(out);
       setTimeout(() => {
         if (want.size > 0) reject(new Error(`${want.size} data connection(s) from other hosts never came (first: ranks ${[...want][0].replace(':', ' -> ')})`));
       }, this.#timeoutMs).unref();
@@ -175,9 +183,13 @@ export class DataLinks {
     return [...out, ...acc];
   }
 
-  /** The links are in the ranks' hands: forget them (the caller closed its copies). */
+  /**
+   * The links are in the ranks' hands: forget them (the caller closed its copies) and stop
+   * listening, since no data connection comes after the job's mesh is made.
+   */
   handedOver(): void {
     this.#open = [];
+    this.#server.close();
   }
 
   /** Stops listening and closes what was not handed over. */

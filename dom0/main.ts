@@ -4,7 +4,11 @@
  * the job, over ssh (the job secret on its standard input, which then stays open as the
  * launcher's lifeline) or with one srun step (the secret in the environment):
  *
- *   node dom0/main.js --launcher ADDR:PORT --job ID --bind ADDR (--index I | --hosts a,b,c)
+ *   node dom0/main.js --launcher ADDR:PORT --job ID --hosts a,b,c --binds A,B,C [--index I]
+ *
+ * --hosts names the job's hosts and --binds their cluster addresses, in host order; this dom0
+ * is --index, or (under srun, where every dom0 gets the same words) the host whose name is
+ * Slurm's for this node.
  *
  * Flow: connect to the launcher and prove the job's secret (dom0/handshake.ts); listen for data
  * connections on --bind only (the cluster network's address, never every interface); say hello;
@@ -36,22 +40,27 @@ function arg(name: string): string | undefined {
 }
 
 async function main(): Promise<void> {
-  const launcher = arg('--launcher'), job = arg('--job'), bind = arg('--bind');
-  if (!launcher || !job || !bind) die('usage: dom0 --launcher ADDR:PORT --job ID --bind ADDR (--index I | --hosts a,b,...)', 2);
+  const launcher = arg('--launcher'), job = arg('--job'), names = (arg('--hosts') ?? '').split(','), binds = (arg('--binds') ?? '').split(',');
+  if (!launcher || !job || names.length !== binds.length || names[0] === '')
+    die('usage: dom0 --launcher ADDR:PORT --job ID --hosts a,b,... --binds A,B,... [--index I]', 2);
   const [lhost, lport] = [launcher.slice(0, launcher.lastIndexOf(':')), Number(launcher.slice(launcher.lastIndexOf(':') + 1))];
   if (!net.isIP(lhost) || !Number.isInteger(lport)) die(`--launcher ${launcher}: expected IPv4:port`, 2);
   let index = Number(arg('--index') ?? NaN);
   if (!Number.isInteger(index)) {
     // Under srun: find this host among the job's by the name Slurm gave it.
-    const names = (arg('--hosts') ?? '').split(',');
     const me = process.env.SLURMD_NODENAME ?? os.hostname();
     index = names.indexOf(me);
     if (index < 0) die(`this host (${me}) is not among --hosts ${names.join(',')}`, 2);
   }
+  if (index < 0 || index >= names.length) die(`--index ${index} out of range for ${names.length} hosts`, 2);
+  const bind = binds[index];
   const fromSsh = process.env[SECRET_ENV] === undefined;
   const secret = fromSsh ? await readSecretLine(process.stdin) : secretFromEnv();
 
-  const links = new DataLinks(secret);
+  // Refusals are the launcher's to report; those before its channel opens wait for it.
+  const refused: string[] = [];
+  let report = (m: string) => void refused.push(m);
+  const links = new DataLinks(secret, { onRefused: (m) => report(m) });
   const port = await links.listen(bind);
   const socket = await connectAuthenticated({ host: lhost, port: lport, secret, role: 'dom0', accept: ['launcher'] });
   let ranks: HostRanks | null = null;
@@ -133,6 +142,8 @@ async function main(): Promise<void> {
     },
   });
   send({ type: 'hello', index, port, pid: process.pid, hostname: os.hostname() });
+  report = (m) => send({ type: 'error', message: m });
+  for (const m of refused.splice(0)) report(m);
   setInterval(() => {
     if (Date.now() - lastHeard > SILENCE_MS) orphaned(`silent for over ${SILENCE_MS / 1000} s`);
     else send({ type: 'ping' });

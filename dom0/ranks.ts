@@ -54,6 +54,9 @@ export class HostRanks {
   #child: ChildProcess | null = null;
   #joinFd = -1;
   #killed = false;
+  /** Ranks whose failure a control line reported already (claim-once, as in native/control). */
+  readonly #reported = new Set<number>();
+  #finished = false;
 
   constructor(job: HostJob, events: RankEvents) {
     this.#job = job;
@@ -110,15 +113,29 @@ export class HostRanks {
     const controlClosed = new Promise<void>((resolve) => control.once('close', resolve));
     control.on('line', (line) => {
       const msg = decodeControl(line);
-      if (msg) this.#events.event(msg);
-      else this.#events.warn(`ignored a malformed control line of the ranks: ${JSON.stringify(line.slice(0, 200))}`);
+      if (msg) {
+        if (msg.ev === 'fail') this.#reported.add(msg.rank);
+        if (msg.ev === 'exit' && msg.rank === this.#job.ranks[0]) this.#finished = true;
+        this.#events.event(msg);
+      } else this.#events.warn(`ignored a malformed control line of the ranks: ${JSON.stringify(line.slice(0, 200))}`);
     });
     const exited = new Promise<number>((resolve) => {
       child.once('error', (e) => {
         this.#events.warn(`cannot start ${this.#job.command}: ${e.message}`);
         resolve(127);
       });
-      child.once('exit', (code, signal) => resolve(signal ? 128 + (signalNumber(signal) || 9) : code ?? 1));
+      child.once('exit', (code, signal) => {
+        // dom0 is the first rank's parent: its end is dom0's to report, unless it reported a
+        // failure itself or dom0 killed it.
+        const sig = signal ? signalNumber(signal) : 0;
+        const failed = sig !== 0 || (code ?? 1) !== 0;
+        const first = this.#job.ranks[0];
+        if (failed && !this.#killed && !this.#reported.has(first)) {
+          this.#reported.add(first);
+          this.#events.event({ ev: 'fail', host: os.hostname(), rank: first, code: sig ? 128 + sig : code ?? 1, signal: sig, cause: native.describeExit(code, sig, this.#finished) });
+        }
+        resolve(sig ? 128 + sig : code ?? 1);
+      });
     });
     void exited.then(async (code) => {
       // Whatever the first rank left behind (a rank that outlived it would be a bug) goes too.

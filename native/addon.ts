@@ -55,6 +55,8 @@ export interface NativeAddon {
   closeFd(fd: number): void;
   setCloexec(fd: number, on?: boolean): void;
   allocRegion(bytes: number, options?: { hugePages?: boolean }): ArrayBuffer;
+  /** The one sentence for how a process ended (native/proc): "was killed by signal 11 (SIGSEGV)". */
+  describeExit(code: number | null, signal: number, finished?: boolean): string;
   /** A Unix stream socket pair: [ours (close-on-exec), theirs (for a child)]. */
   socketPair(): [number, number];
   /** One sendmsg of `data` with `fds` attached (SCM_RIGHTS). */

@@ -20,10 +20,9 @@ import { randomUUID } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import os from 'node:os';
-import path from 'node:path';
 import { handshakeSocket, newSecret, encodeSecret } from '../../dom0/handshake.js';
 import { FrameChannel, encodeMessage, type Message } from '../../dom0/wire.js';
-import { Outcome, rankList, type JobResult } from './outcome.js';
+import { Outcome, type JobResult } from './outcome.js';
 import type { Plan } from './placement.js';
 import type { Prepared } from './program.js';
 import { defaultDom0Main, srunCommand, sshCommand, type Dom0Command } from './remote.js';
@@ -128,8 +127,9 @@ export async function runCluster(program: Prepared, plan: Plan, opts: ClusterOpt
   };
 
   // --- dom0s ---
-  const dom0Args = (h: Host) => ['--launcher', `${address}:${port}`, '--job', jobId, '--bind', h.address,
-    ...(opts.launch === 'slurm' ? ['--hosts', hosts.map((x) => x.name).join(',')] : ['--index', String(h.index)])];
+  // Under srun every dom0 gets the same words and finds itself among --hosts by its node name.
+  const dom0Args = (h: Host | null) => ['--launcher', `${address}:${port}`, '--job', jobId,
+    '--hosts', hosts.map((x) => x.name).join(','), '--binds', hosts.map((x) => x.address).join(','), ...(h ? ['--index', String(h.index)] : [])];
   const startDom0 = (cmd: Dom0Command, what: string, forHosts: Host[]) => {
     const child = spawn(cmd.command, cmd.args, { env: { ...process.env, ...cmd.env }, stdio: ['pipe', 'ignore', 'pipe'] });
     starters.push(child);
@@ -149,7 +149,7 @@ export async function runCluster(program: Prepared, plan: Plan, opts: ClusterOpt
   };
   const base = { secret, cwd: process.cwd(), env: {} as Record<string, string> };
   if (opts.launch === 'slurm') {
-    startDom0(srunCommand({ ...base, hosts: hosts.map((h) => h.name), args: dom0Args(hosts[0]) }), 'srun', hosts);
+    startDom0(srunCommand({ ...base, hosts: hosts.map((h) => h.name), args: dom0Args(null) }), 'srun', hosts);
   } else {
     for (const h of hosts) {
       if (plan.hosts[h.index].local) {
@@ -168,6 +168,9 @@ export async function runCluster(program: Prepared, plan: Plan, opts: ClusterOpt
   if (opts.timeout > 0) env.SFMPI_TIMEOUT_MS = String(Math.round(opts.timeout * 1000));
   if (opts.verbose) env.SFMPI_VERBOSE = '1';
   let hellos = 0, linked = 0;
+  // Standard input goes to rank 0's host only (rank 0 reads it, as under mpirun).
+  const onStdin = (d: Buffer) => send(hosts[0], { type: 'stdin', data: d, end: false });
+  const onStdinEnd = () => send(hosts[0], { type: 'stdin', data: Buffer.alloc(0), end: true });
   server.on('connection', (s) => {
     handshakeSocket(s, { secret, role: 'launcher', side: 'server', accept: ['dom0'] })
       .then((auth) => {
@@ -182,6 +185,11 @@ export async function runCluster(program: Prepared, plan: Plan, opts: ClusterOpt
               host.port = msg.port;
               host.lastHeard = Date.now();
               send(host, { type: 'start', job: jobId, size: plan.size, ranks: host.ranks, command: program.command, args: program.args, cwd: process.cwd(), env });
+              // Standard input is read only once rank 0's dom0 can take it: nothing is dropped.
+              if (host.index === 0) {
+                process.stdin.on('data', onStdin);
+                process.stdin.on('end', onStdinEnd);
+              }
               if (++hellos === hosts.length) {
                 const hostOf = plan.hostOfRank;
                 const endpoints = hosts.map((x) => ({ address: x.address, port: x.port }));
@@ -228,13 +236,7 @@ export async function runCluster(program: Prepared, plan: Plan, opts: ClusterOpt
       .catch((e: Error) => say(`refused a connection on the cluster network: ${e.message}`));
   });
 
-  // --- standard input to rank 0, heartbeats, timeout, signals ---
-  const onStdin = (d: Buffer) => send(hosts[0], { type: 'stdin', data: d, end: false });
-  const onStdinEnd = () => send(hosts[0], { type: 'stdin', data: Buffer.alloc(0), end: true });
-  if (!process.stdin.isTTY || true) {
-    process.stdin.on('data', onStdin);
-    process.stdin.on('end', onStdinEnd);
-  }
+  // --- heartbeats, timeout, signals ---
   const beat = setInterval(() => {
     for (const h of hosts) {
       if (h.done || !h.channel) continue;
@@ -274,7 +276,5 @@ export async function runCluster(program: Prepared, plan: Plan, opts: ClusterOpt
     c.stdin?.end();
   })));
   if (opts.verbose) say(`job of ${plan.size} ranks on ${hosts.length} hosts ended after ${(performance.now() - t0).toFixed(1)} ms`);
-  void path;
-  void rankList;
   return outcome.result();
 }

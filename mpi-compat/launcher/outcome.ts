@@ -1,12 +1,30 @@
 /**
  * A job's outcome as the launcher decides it, from the ranks' control lines (and, for a job
  * across hosts, the hosts it lost): exit status 0 when every rank exited 0; otherwise the code
- * of the first failure (128+N for signal N, 124 for a timeout), with one line naming the rank
- * (or host) and the cause. One owner for single-host (job.ts) and multi-host (cluster.ts) jobs.
+ * of the failure that caused the others (128+N for signal N, 124 for a timeout), with one line
+ * naming the rank (or host) and the cause. One owner for single-host (job.ts) and multi-host
+ * (cluster.ts) jobs.
+ *
+ * The root cause: within one host the ranks' claim-once (native/control) reports only the first
+ * failure. Across hosts the news races: when a host dies, the ranks elsewhere see their links
+ * close and exit with an MPI error, and their dom0's report may reach the launcher before the
+ * lost connection does. So the failures of the first SETTLE_MS are weighed: a lost host outranks
+ * a rank killed by a signal, which outranks a rank's exit code; ties go to the earliest.
  */
 import type { ControlMessage } from '../../guest-daemon/control.js';
 
 type Fail = Extract<ControlMessage, { ev: 'fail' }>;
+
+/** How long after the first failure a more fundamental one may still be its cause (ms). */
+export const SETTLE_MS = 1000;
+
+interface Failure {
+  status: number;
+  line: string;
+  /** 3 a lost host, 2 a signal, 1 an exit code. */
+  weight: number;
+  at: number;
+}
 
 /** What runJob/runCluster return. */
 export interface JobResult {
@@ -17,7 +35,7 @@ export interface JobResult {
 
 /** Collects what happened; decides the status at the end. */
 export class Outcome {
-  #first: { status: number; line: string } | null = null;
+  readonly #failures: Failure[] = [];
   readonly #exits = new Map<number, number>();
   #timedOut: number | null = null;
   readonly #size: number;
@@ -30,24 +48,30 @@ export class Outcome {
 
   /** True once some rank or host failed. */
   get failed(): boolean {
-    return this.#first !== null;
+    return this.#failures.length > 0;
   }
 
-  #fail(status: number, line: string): void {
-    if (this.#first) return;
-    this.#first = { status, line };
-    this.onFirstFailure?.();
+  #fail(status: number, line: string, weight: number): void {
+    const at = performance.now();
+    if (this.#failures.length && at - this.#failures[0].at > SETTLE_MS) return;
+    this.#failures.push({ status, line, weight, at });
+    if (this.#failures.length === 1) this.onFirstFailure?.();
+  }
+
+  /** The failure that stands for the job. */
+  #cause(): Failure | undefined {
+    return this.#failures.reduce<Failure | undefined>((best, f) => (!best || f.weight > best.weight ? f : best), undefined);
   }
 
   /** A control line of a rank. */
   event(msg: ControlMessage): void {
-    if (msg.ev === 'fail') this.#fail(statusOf(msg), `rank ${msg.rank} ${msg.cause}`);
+    if (msg.ev === 'fail') this.#fail(statusOf(msg), `rank ${msg.rank} ${msg.cause}`, msg.signal ? 2 : 1);
     if (msg.ev === 'exit') this.#exits.set(msg.rank, msg.code);
   }
 
   /** A host gone (its dom0 died, or its connection fell silent), with its ranks. */
   lost(host: string, ranks: readonly number[], why: string): void {
-    this.#fail(255, `host ${host} (${rankList(ranks)}) ${why}`);
+    this.#fail(255, `host ${host} (${rankList(ranks)}) ${why}`, 3);
   }
 
   /** The job's --timeout ran out. */
@@ -61,7 +85,8 @@ export class Outcome {
       const running = [...Array(this.#size).keys()].filter((r) => !this.#exits.has(r));
       return { status: 124, failure: `job timed out after ${this.#timedOut} s` + (running.length ? `; ranks still running: ${running.join(', ')}` : '') };
     }
-    if (this.#first) return { status: this.#first.status, failure: this.#first.line };
+    const cause = this.#cause();
+    if (cause) return { status: cause.status, failure: cause.line };
     if (origin?.signal) return { status: 128 + origin.signalNumber, failure: `rank 0 killed by signal ${origin.signal}` };
     if (origin && origin.code !== 0) return { status: origin.code ?? 1, failure: `rank 0 exited with code ${origin.code}` };
     for (const [rank, code] of [...this.#exits].sort((a, b) => a[0] - b[0]))

@@ -207,6 +207,18 @@ static Napi::Value DupFd(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), d);
 }
 
+// describeExit(code, signal, finished) -> the one sentence for how a process ended
+// (native/proc: "was killed by signal 11 (SIGSEGV)", "exited with code 3 before MPI_Finalize").
+static Napi::Value DescribeExit(const Napi::CallbackInfo& info) {
+  int code = info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 0;
+  int sig = info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 0;
+  bool finished = info.Length() > 2 && info[2].ToBoolean();
+  int wstatus = sig > 0 ? (sig & 0x7f) : ((code & 0xff) << 8);
+  char buf[160];
+  sf_proc_describe(wstatus, finished, "MPI_Finalize", buf, sizeof buf);
+  return Napi::String::New(info.Env(), buf);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("forkClones", Napi::Function::New(env, ForkClones, "forkClones"));
   exports.Set("releaseClones", Napi::Function::New(env, ReleaseClones, "releaseClones"));
@@ -215,6 +227,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("dup2", Napi::Function::New(env, Dup2, "dup2"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
   exports.Set("setCloexec", Napi::Function::New(env, SetCloexec, "setCloexec"));
+  exports.Set("describeExit", Napi::Function::New(env, DescribeExit, "describeExit"));
   exports.Set("socketPair", Napi::Function::New(env, SocketPair, "socketPair"));
   exports.Set("sendFds", Napi::Function::New(env, SendFds, "sendFds"));
   exports.Set("dupFd", Napi::Function::New(env, DupFd, "dupFd"));
