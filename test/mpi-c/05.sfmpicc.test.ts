@@ -77,4 +77,19 @@ test('calls outside the subset fail to link, never silently misbehave', async ()
   assert.match(e.stderr, "undefined reference to `MPI_Intercomm_create'");
 });
 
+test('every call mpi.h declares is defined in libsfmpi, and nothing else is', async () => {
+  const tool = path.join(root, 'mpi-compat', 'c', 'tools', 'calls-table.sh');
+  const { stdout } = await exec(tool, ['--check-lib', path.join(lib, 'libsfmpi.a')]).catch((e) => {
+    throw new Error(`${e.stdout}${e.stderr}`);
+  });
+  assert.match(stdout, /^\d+ calls declared, all defined/);
+});
+
+test('docs/c-mpi.md carries the calls table generated from mpi.h', async () => {
+  const tool = path.join(root, 'mpi-compat', 'c', 'tools', 'calls-table.sh');
+  await exec(tool, ['--check-doc', path.join(root, 'docs', 'c-mpi.md')]).catch((e) => {
+    throw new Error(`${e.stdout}${e.stderr}`);
+  });
+});
+
 test.run();

@@ -13,11 +13,14 @@ import { csrc, tempDir } from './helpers.js';
 
 const exec = promisify(execFile);
 const dir = tempDir('c-mpich');
-const PROGRAMS = ['p2p', 'ordering', 'wildcards', 'nonblocking', 'coll', 'datatypes', 'userops', 'comms', 'topo', 'nbc', 'persist'];
+const PROGRAMS = [
+  'p2p', 'ordering', 'wildcards', 'nonblocking', 'coll', 'datatypes', 'userops', 'comms',
+  'topo', 'nbc', 'persist', 'groups', 'types2', 'rma', 'mpiio',
+];
 const AREA: Record<string, string> = {
   p2p: 'p2p', ordering: 'ordering', wildcards: 'wildcards', nonblocking: 'nonblocking', coll: 'collectives',
   datatypes: 'datatypes', userops: 'userops', comms: 'communicators', topo: 'topologies', nbc: 'nonblocking collectives',
-  persist: 'persistent requests',
+  persist: 'persistent requests', groups: 'groups', types2: 'datatypes2', rma: 'one-sided', mpiio: 'mpi-io',
 };
 /** MPICH busy-polls: 8 ranks on 2 shared cores are slow, so it runs at fewer sizes than sfmpi. */
 const SIZES = [1, 2, 3, 4];

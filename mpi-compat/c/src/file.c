@@ -202,7 +202,7 @@ int MPI_File_delete(const char *filename, MPI_Info info) {
 }
 
 /* Rank 0 changes the size; everyone waits for it (collective; MPI wants the same size from
- * every rank, and checks none of it: we do not either, beyond rank 0's value). */
+ * every rank and checks none of it: rank 0's value is the one applied). */
 static int sfm_file_resize(MPI_File fh, MPI_Offset size, int grow_only, const char *fn) {
   int rank, rc, err = 0;
   SFM_FILE(fn, fh, f);
@@ -217,7 +217,11 @@ static int sfm_file_resize(MPI_File fh, MPI_Offset size, int grow_only, const ch
       err = errno;
     }
   }
-  rc = MPI_Bcast(&err, 1, MPI_INT, 0, f->comm);
+  /* an allreduce, not a broadcast: no rank returns before rank 0 has changed the size */
+  {
+    int mine = err;
+    rc = MPI_Allreduce(&mine, &err, 1, MPI_INT, MPI_MAX, f->comm);
+  }
   if (rc != MPI_SUCCESS) return rc;
   if (err) return sfm_ferror(f, fn, sfm_errno_class(err), "%s to %lld bytes: %s", grow_only ? "preallocating" : "resizing",
                              (long long)size, strerror(err));

@@ -296,7 +296,10 @@ static void sfm_rma_walk(sfm_win *w, const sfm_rma_hdr *h, const sfm_rma_blk *bl
         memcpy(mem, data + off, len); /* put */
       else if (mode == 1)
         memcpy(data + off, mem, len); /* get */
-      else
+      else if (h->op == SF_OP_REPLACE) /* one-sided REPLACE stores the origin's value (the data
+                                        * plane's REPLACE keeps the later rank's, for reductions) */
+        memcpy(mem, data + off, len);
+      else if (h->op != SF_OP_NO_OP)
         sf_op_apply((sf_op)h->op, (sf_dtype)h->basic, data + off, mem, len / es); /* accumulate */
       off += len;
     }
@@ -401,8 +404,8 @@ static void sfm_rma_take(sfm_win *w, int origin, size_t n) {
   default: break;
   }
   if (h.nblocks < 0 || h.tcount < 0 || h.textent < 0 || h.bytes > (uint64_t)1 << 46 ||
-      ((h.kind == SFM_RMA_ACC || h.kind == SFM_RMA_GACC || h.kind == SFM_RMA_CAS) &&
-       (h.basic < 0 || h.basic >= SF_DTYPE_COUNT || h.op < 0 || h.op >= SF_OP_COUNT))) {
+      ((h.kind == SFM_RMA_ACC || h.kind == SFM_RMA_GACC || h.kind == SFM_RMA_CAS) && (h.basic < 0 || h.basic >= SF_DTYPE_COUNT)) ||
+      ((h.kind == SFM_RMA_ACC || h.kind == SFM_RMA_GACC) && (h.op < 0 || h.op >= SF_OP_COUNT))) {
     sfm_rma_bad(w, origin, "bad header fields");
     return;
   }
