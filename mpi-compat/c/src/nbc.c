@@ -8,7 +8,8 @@
  *   Ibcast          binomial tree from the root
  *   Ireduce         binomial tree to rank 0 in rank order (non-commutative ops stay correct),
  *                   then to the root
- *   Iallreduce      Ireduce to rank 0 + Ibcast
+ *   Iallreduce      recursive doubling (commutative op, power-of-two group), else Ireduce to
+ *                   rank 0 + Ibcast
  *   Iscan, Iexscan  recursive doubling (Hillis-Steele), lower ranks always the `in` side
  *   Igather(v), Iscatter(v), Iallgather(v), Ialltoall(v,w): one round of direct messages
  *   Ireduce_scatter(_block): Ireduce to rank 0 + Iscatterv
@@ -64,9 +65,9 @@ static void sfm_b_bcast(sfm_sched *s, int me, int n, int root, void *buf, size_t
  * k and combines [me + 2^k, me + 2^(k+1)) from its child as the higher (inout) side. Returns the
  * buffer holding the result at rank 0, NULL elsewhere. */
 static void *sfm_b_reduce0(sfm_sched *s, int me, int n, const void *in, size_t len) {
-  char *acc = sfm_s_tmp(s, len), *other = sfm_s_tmp(s, len), *t;
-  if (acc == NULL || other == NULL) return NULL;
-  sfm_s_copy(s, in, acc, len);
+  const char *acc = in; /* my input until the first combine: sent or combined as it is */
+  char *bufs[2] = {NULL, NULL};
+  int next = 0;
   for (int mask = 1; mask < n; mask <<= 1) {
     if (me & mask) {
       sfm_s_send(s, acc, len, me - mask, 0);
@@ -74,15 +75,21 @@ static void *sfm_b_reduce0(sfm_sched *s, int me, int n, const void *in, size_t l
       return NULL;
     }
     if (me + mask < n) {
-      sfm_s_recv(s, other, len, me + mask, 0);
+      char *into = bufs[next] ? bufs[next] : (bufs[next] = sfm_s_tmp(s, len));
+      if (into == NULL) return NULL;
+      sfm_s_recv(s, into, len, me + mask, 0);
       sfm_s_round(s);
-      sfm_s_combine(s, acc, other, len); /* other = acc (lower ranks) op other */
-      t = acc;
-      acc = other;
-      other = t;
+      sfm_s_combine(s, acc, into, len); /* into = acc (lower ranks) op into */
+      acc = into;
+      next ^= 1;
     }
   }
-  return acc;
+  if (acc == in) { /* a group of one: the result is a copy of the input */
+    char *copy = sfm_s_tmp(s, len);
+    if (copy) sfm_s_copy(s, in, copy, len);
+    return copy;
+  }
+  return (void *)acc;
 }
 
 /* Reduction arguments shared by Ireduce/Iallreduce/Iscan/Iexscan: the schedule's combine and
@@ -173,6 +180,23 @@ static int sfm_ireduce(const char *fn, int all, const void *sbuf, void *rbuf, in
   if ((rc = sfm_b_red_setup(s, comm, fn, sbuf, count, dt, op, &in, &len)) != MPI_SUCCESS) SFM_NBC_FAIL(s, rc);
   if (len == 0) return sfm_b_start(s, comm, request);
   if (is_root) out = sfm_b_red_out(s, rbuf, count, dt, len);
+  if (all && (c->size & (c->size - 1)) == 0 && c->size > 1 && sfm_red_commutes(op)) {
+    /* a commutative op on a power-of-two group: recursive doubling, every rank combining
+     * with its partner at distance 1, 2, 4...; the last step lands in the output */
+    const void *acc = in;
+    for (int mask = 1; mask < c->size; mask <<= 1) {
+      int last = mask << 1 >= c->size;
+      void *into = last && out != in ? out : sfm_s_tmp(s, len);
+      if (into == NULL) break;
+      sfm_s_send(s, acc, len, c->rank ^ mask, 0);
+      sfm_s_recv(s, into, len, c->rank ^ mask, 0);
+      sfm_s_round(s);
+      sfm_s_combine(s, acc, into, len); /* into = acc op partner's: the op commutes */
+      acc = into;
+    }
+    if (acc != out) sfm_s_copy(s, acc, out, len);
+    return sfm_b_start(s, comm, request);
+  }
   res = sfm_b_reduce0(s, c->rank, c->size, in, len);
   if (all) {
     if (c->rank == 0) sfm_s_copy(s, res, out, len);

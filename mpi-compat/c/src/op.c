@@ -139,3 +139,6 @@ int MPI_Reduce_local(const void *inbuf, void *inoutbuf, int count, MPI_Datatype 
   free(tio);
   return rc < 0 ? sfm_dp_error(MPI_COMM_WORLD, "MPI_Reduce_local", rc) : MPI_SUCCESS;
 }
+
+/* Does op commute (predefined ops all do; a user op as MPI_Op_create was told)? */
+int sfm_red_commutes(MPI_Op op) { return op > 0 && op < sfm.nops && sfm.ops[op].used && sfm.ops[op].commute; }

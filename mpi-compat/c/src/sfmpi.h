@@ -255,6 +255,7 @@ typedef struct sfm_red {
 } sfm_red;
 int sfm_ops_init(void);
 const char *sfm_op_name(MPI_Op op);
+int sfm_red_commutes(MPI_Op op);
 int sfm_red_setup(MPI_Comm comm, const char *fn, MPI_Datatype dt, MPI_Op op, int count, sfm_red *r);
 /* Input in wire layout: the user's buffer, or a packed copy (*tmp). */
 const void *sfm_red_in(sfm_red *r, const void *buf, int count, void **tmp);
