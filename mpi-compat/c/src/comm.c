@@ -362,13 +362,9 @@ int MPI_Comm_get_name(MPI_Comm comm, char *name, int *len) {
 
 
 int MPI_Comm_set_info(MPI_Comm comm, MPI_Info info) {
-  MPI_Info copy = MPI_INFO_NULL;
   SFM_COMM("MPI_Comm_set_info", comm, c);
-  if (info != MPI_INFO_NULL && MPI_Info_dup(info, &copy) != MPI_SUCCESS)
+  if (sfm_info_replace(&c->info, info) < 0)
     return sfm_error(comm, "MPI_Comm_set_info", MPI_ERR_INFO, "invalid info %d", info);
-  c = sfm_comm_get(comm);
-  if (c->info != MPI_INFO_NULL) MPI_Info_free(&c->info);
-  c->info = copy;
   return MPI_SUCCESS;
 }
 
@@ -376,6 +372,5 @@ int MPI_Comm_set_info(MPI_Comm comm, MPI_Info info) {
 int MPI_Comm_get_info(MPI_Comm comm, MPI_Info *info_used) {
   SFM_COMM("MPI_Comm_get_info", comm, c);
   if (info_used == NULL) return sfm_error(comm, "MPI_Comm_get_info", MPI_ERR_ARG, "info_used is NULL");
-  if (c->info != MPI_INFO_NULL) return MPI_Info_dup(c->info, info_used);
-  return MPI_Info_create(info_used);
+  return sfm_info_used(c->info, info_used);
 }

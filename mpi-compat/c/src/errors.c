@@ -237,16 +237,6 @@ int sfm_error_on(int kind, int handle, const char *fn, int cls, const char *fmt,
   return sfm_apply_errh(kind, handle, sfm_store(cls, msg), msg);
 }
 
-int sfm_error(MPI_Comm comm, const char *fn, int cls, const char *fmt, ...) {
-  char body[MPI_MAX_ERROR_STRING - 64], msg[MPI_MAX_ERROR_STRING];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(body, sizeof body, fmt, ap);
-  va_end(ap);
-  snprintf(msg, sizeof msg, "%s: %s", fn, body);
-  return sfm_apply_errh(SFM_OBJ_COMM, comm, sfm_store(cls, msg), msg);
-}
-
 int sfm_class_of(int rc) {
   switch (rc) {
   case SF_ETIMEDOUT: return MPI_ERR_TIMEOUT;

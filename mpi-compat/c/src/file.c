@@ -268,20 +268,15 @@ int MPI_File_get_amode(MPI_File fh, int *amode) {
 }
 
 int MPI_File_set_info(MPI_File fh, MPI_Info info) {
-  MPI_Info copy = MPI_INFO_NULL;
   SFM_FILE("MPI_File_set_info", fh, f);
-  if (info != MPI_INFO_NULL && MPI_Info_dup(info, &copy) != MPI_SUCCESS)
-    return sfm_ferror(f, "MPI_File_set_info", MPI_ERR_INFO, "invalid info %d", info);
-  if (f->info != MPI_INFO_NULL) MPI_Info_free(&f->info);
-  f->info = copy;
+  if (sfm_info_replace(&f->info, info) < 0) return sfm_ferror(f, "MPI_File_set_info", MPI_ERR_INFO, "invalid info %d", info);
   return MPI_SUCCESS;
 }
 
 int MPI_File_get_info(MPI_File fh, MPI_Info *info_used) {
   SFM_FILE("MPI_File_get_info", fh, f);
   if (info_used == NULL) return sfm_ferror(f, "MPI_File_get_info", MPI_ERR_ARG, "info_used is NULL");
-  if (f->info != MPI_INFO_NULL) return MPI_Info_dup(f->info, info_used);
-  return MPI_Info_create(info_used);
+  return sfm_info_used(f->info, info_used);
 }
 
 int MPI_File_set_atomicity(MPI_File fh, int flag) {

@@ -187,3 +187,15 @@ int MPI_Info_free(MPI_Info *info) {
   *info = MPI_INFO_NULL;
   return MPI_SUCCESS;
 }
+
+int sfm_info_replace(MPI_Info *slot, MPI_Info info) {
+  MPI_Info copy = MPI_INFO_NULL;
+  if (info != MPI_INFO_NULL && MPI_Info_dup(info, &copy) != MPI_SUCCESS) return -1;
+  if (*slot != MPI_INFO_NULL) MPI_Info_free(slot);
+  *slot = copy;
+  return 0;
+}
+
+int sfm_info_used(MPI_Info have, MPI_Info *out) {
+  return have != MPI_INFO_NULL ? MPI_Info_dup(have, out) : MPI_Info_create(out);
+}

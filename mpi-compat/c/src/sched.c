@@ -129,37 +129,37 @@ void sfm_s_recv(sfm_sched *s, void *buf, size_t len, int peer, int part) {
   o->part = part;
 }
 
-void sfm_s_copy(sfm_sched *s, const void *src, void *dst, size_t len) {
-  sfm_sop *o;
-  if (len == 0 || src == dst) return;
-  o = sfm_s_add(s, SFM_S_COPY);
+/* A local step moving len bytes from src to dst (a copy, or a combine into dst). */
+static void sfm_s_local(sfm_sched *s, int kind, const void *src, void *dst, size_t len) {
+  sfm_sop *o = sfm_s_add(s, kind);
   if (o == NULL) return;
   o->src = src;
   o->dst = dst;
   o->len = len;
 }
 
-void sfm_s_combine(sfm_sched *s, const void *in, void *inout, size_t len) {
-  sfm_sop *o;
-  if (len == 0) return;
-  o = sfm_s_add(s, SFM_S_COMBINE);
-  if (o == NULL) return;
-  o->src = in;
-  o->dst = inout;
-  o->len = len;
+void sfm_s_copy(sfm_sched *s, const void *src, void *dst, size_t len) {
+  if (len != 0 && src != dst) sfm_s_local(s, SFM_S_COPY, src, dst, len);
 }
 
-void sfm_s_unpack(sfm_sched *s, const void *packed, size_t bytes, void *ubuf, int count, MPI_Datatype dt) {
-  sfm_sop *o;
-  if (bytes == 0) return;
-  o = sfm_s_add(s, SFM_S_UNPACK);
-  if (o == NULL) return;
+void sfm_s_combine(sfm_sched *s, const void *in, void *inout, size_t len) {
+  if (len != 0) sfm_s_local(s, SFM_S_COMBINE, in, inout, len);
+}
+
+static void sfm_s_fill_unpack(sfm_sop *o, const void *packed, size_t bytes, void *ubuf, int count, MPI_Datatype dt) {
   o->src = packed;
   o->len = bytes;
   o->dst = ubuf;
   o->count = count;
   o->dt = dt;
   sfm_type_ref(dt);
+}
+
+void sfm_s_unpack(sfm_sched *s, const void *packed, size_t bytes, void *ubuf, int count, MPI_Datatype dt) {
+  sfm_sop *o;
+  if (bytes == 0) return;
+  o = sfm_s_add(s, SFM_S_UNPACK);
+  if (o != NULL) sfm_s_fill_unpack(o, packed, bytes, ubuf, count, dt);
 }
 
 /* An unpack step for after every round: results received into packed buffers. */
@@ -173,12 +173,7 @@ void sfm_s_unpack_end(sfm_sched *s, const void *packed, size_t bytes, void *ubuf
   o = &s->tail[s->ntail++];
   memset(o, 0, sizeof *o);
   o->kind = SFM_S_UNPACK;
-  o->src = packed;
-  o->len = bytes;
-  o->dst = ubuf;
-  o->count = count;
-  o->dt = dt;
-  sfm_type_ref(dt);
+  sfm_s_fill_unpack(o, packed, bytes, ubuf, count, dt);
 }
 
 void sfm_s_round(sfm_sched *s) {

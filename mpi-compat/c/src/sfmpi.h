@@ -90,6 +90,11 @@ typedef struct sfm_errh { int used, kind; void (*fn)(void); } sfm_errh;
 /* Info objects (info.c). */
 typedef struct sfm_kv { char *key, *val; } sfm_kv;
 typedef struct sfm_info { int used, n, cap; sfm_kv *kv; } sfm_info;
+/* An object's hints (communicators, windows, files keep theirs as given): *slot becomes a copy
+ * of `info` (or MPI_INFO_NULL), the old copy freed; -1, nothing changed, if `info` is invalid.
+ * sfm_info_used hands out a new copy of `have` (an empty info when it is MPI_INFO_NULL). */
+int sfm_info_replace(MPI_Info *slot, MPI_Info info);
+int sfm_info_used(MPI_Info have, MPI_Info *out);
 
 /* A request completed by an object of its own (a schedule, a one-sided operation): `done` says
  * whether it finished (called from the progress hook too: no blocking, no MPI calls), `finish`
@@ -157,9 +162,9 @@ extern sfm_state sfm;
 
 /* Errors (errors.c): build a detailed error code (class + slot of a stored message) and apply the
  * error handler of the object the call was made on. `fn` is the MPI function name. */
-int sfm_error(MPI_Comm comm, const char *fn, int cls, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 int sfm_error_on(int kind, int handle, const char *fn, int cls, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+#define sfm_error(comm, fn, cls, ...) sfm_error_on(SFM_OBJ_COMM, comm, fn, cls, __VA_ARGS__)
 int sfm_dp_error(MPI_Comm comm, const char *fn, int rc); /* from an SF_E* code + sf_last_error() */
 int sfm_dp_code(const char *fn, int rc);                  /* the same, without the handler */
 int sfm_code(int cls, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

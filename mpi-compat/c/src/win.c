@@ -375,20 +375,15 @@ int MPI_Win_get_name(MPI_Win win, char *name, int *len) {
 }
 
 int MPI_Win_set_info(MPI_Win win, MPI_Info info) {
-  MPI_Info copy = MPI_INFO_NULL;
   SFM_WIN("MPI_Win_set_info", win, w);
-  if (info != MPI_INFO_NULL && MPI_Info_dup(info, &copy) != MPI_SUCCESS)
-    return sfm_werror(w, "MPI_Win_set_info", MPI_ERR_INFO, "invalid info %d", info);
-  if (w->info != MPI_INFO_NULL) MPI_Info_free(&w->info);
-  w->info = copy;
+  if (sfm_info_replace(&w->info, info) < 0) return sfm_werror(w, "MPI_Win_set_info", MPI_ERR_INFO, "invalid info %d", info);
   return MPI_SUCCESS;
 }
 
 int MPI_Win_get_info(MPI_Win win, MPI_Info *info_used) {
   SFM_WIN("MPI_Win_get_info", win, w);
   if (info_used == NULL) return sfm_werror(w, "MPI_Win_get_info", MPI_ERR_ARG, "info_used is NULL");
-  if (w->info != MPI_INFO_NULL) return MPI_Info_dup(w->info, info_used);
-  return MPI_Info_create(info_used);
+  return sfm_info_used(w->info, info_used);
 }
 
 /* MPI_WIN_BASE is the base address itself; the others are pointers to the values (MPI 11.2.6). */
