@@ -4,7 +4,15 @@
  *   lat <bytes> <us>          half round-trip of blocking Send/Recv ping-pong (osu_latency)
  *   bw <bytes> <MB/s>         window of 64 Isend / Irecv + ack (osu_bw)
  *   allreduce <bytes> <us>    MPI_Allreduce of doubles, MPI_SUM, mean per call (osu_allreduce)
- * Usage: osu latency|bw|allreduce
+ *   put <bytes> <us>          MPI_Put + MPI_Win_flush under a shared lock, rank 1 waiting in a
+ *                             barrier, mean per put (osu_put_latency, MPI_Win_allocate, flush)
+ *   get <bytes> <us>          the same with MPI_Get (osu_get_latency)
+ *   putbw <bytes> <MB/s>      window of 64 puts, then a flush (osu_put_bw)
+ *   getbw <bytes> <MB/s>      window of 64 gets, then a flush (osu_get_bw)
+ *   iallreduce <bytes> <us>   MPI_Iallreduce + MPI_Wait, mean per call (osu_iallreduce "pure")
+ *   overlap <bytes> <%>       share of that time hidden behind computation between start and
+ *                             wait (osu_iallreduce's overlap: 100 - 100 (total - compute) / pure)
+ * Usage: osu latency|bw|allreduce|put|get|putbw|getbw|iallreduce
  */
 #include <mpi.h>
 #include <stdio.h>
@@ -78,6 +86,94 @@ static void allreduce(void) {
   }
 }
 
+/* One-sided: a window of 4 MiB on each rank (MPI_Win_allocate, OSU's allocate option); rank 0
+ * issues, rank 1 waits in a barrier (its window must answer while it is there). */
+static void rma(int get, int bw) {
+  MPI_Win win;
+  char *base;
+  MPI_Win_allocate(4 << 20, 1, MPI_INFO_NULL, MPI_COMM_WORLD, &base, &win);
+  memset(base, 2, 4 << 20);
+  for (int size = bw ? 65536 : 8; size <= (bw ? (4 << 20) : (1 << 20)); size *= bw ? 4 : 2) {
+    int iters = bw ? (size <= (1 << 20) ? 40 : 15) : size <= 8192 ? 20000 : size <= 131072 ? 2000 : 300;
+    int skip = bw ? 3 : iters / 10, per = bw ? WINDOW : 1;
+    double t0 = 0;
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (rank == 0) {
+      MPI_Win_lock(MPI_LOCK_SHARED, 1, 0, win);
+      for (int i = 0; i < iters + skip; i++) {
+        if (i == skip) t0 = MPI_Wtime();
+        for (int w = 0; w < per; w++) {
+          if (get)
+            MPI_Get(rbuf, size, MPI_CHAR, 1, 0, size, MPI_CHAR, win);
+          else
+            MPI_Put(sbuf, size, MPI_CHAR, 1, 0, size, MPI_CHAR, win);
+        }
+        MPI_Win_flush(1, win);
+      }
+      double t = MPI_Wtime() - t0;
+      MPI_Win_unlock(1, win);
+      if (bw)
+        printf("%s %d %.1f\n", get ? "getbw" : "putbw", size, (double)size * per * iters / 1e6 / t);
+      else
+        printf("%s %d %.3f\n", get ? "get" : "put", size, t * 1e6 / iters);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+  }
+  if (get && rank == 0 && rbuf[0] != 2) {
+    fprintf(stderr, "get gave a wrong answer\n");
+    MPI_Abort(MPI_COMM_WORLD, 2);
+  }
+  MPI_Win_free(&win);
+}
+
+/* Busy computation of about `us` microseconds that touches no MPI state. */
+static volatile double sink;
+static void compute(double us) {
+  double t0 = MPI_Wtime(), x = 1.0;
+  while ((MPI_Wtime() - t0) * 1e6 < us)
+    for (int i = 0; i < 100; i++) x = x * 1.0000001 + 1e-9;
+  sink = x;
+}
+
+static void iallreduce(void) {
+  int sizes[2] = {8, 1 << 20};
+  for (int k = 0; k < 2; k++) {
+    int n = sizes[k] / 8, iters = k == 0 ? 5000 : 200, skip = iters / 10;
+    double *in = (double *)sbuf, *out = (double *)rbuf, t0 = 0, pure, total, comp = 0;
+    MPI_Request q;
+    for (int i = 0; i < n; i++) in[i] = rank + i;
+    MPI_Barrier(MPI_COMM_WORLD);
+    for (int i = 0; i < iters + skip; i++) {
+      if (i == skip) t0 = MPI_Wtime();
+      MPI_Iallreduce(in, out, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD, &q);
+      MPI_Wait(&q, MPI_STATUS_IGNORE);
+    }
+    pure = (MPI_Wtime() - t0) * 1e6 / iters;
+    MPI_Allreduce(MPI_IN_PLACE, &pure, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    MPI_Barrier(MPI_COMM_WORLD);
+    for (int i = 0; i < iters + skip; i++) {
+      double c0;
+      if (i == skip) t0 = MPI_Wtime();
+      MPI_Iallreduce(in, out, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD, &q);
+      c0 = MPI_Wtime();
+      compute(pure);
+      if (i >= skip) comp += MPI_Wtime() - c0;
+      MPI_Wait(&q, MPI_STATUS_IGNORE);
+    }
+    total = (MPI_Wtime() - t0) * 1e6 / iters;
+    comp = comp * 1e6 / iters;
+    if (out[n - 1] != 2.0 * (n - 1) + 1) {
+      fprintf(stderr, "iallreduce gave a wrong answer\n");
+      MPI_Abort(MPI_COMM_WORLD, 2);
+    }
+    if (rank == 0) {
+      double ov = 100.0 - 100.0 * (total - comp) / pure;
+      printf("iallreduce %d %.3f\n", sizes[k], pure);
+      printf("overlap %d %.1f\n", sizes[k], ov < 0 ? 0 : ov > 100 ? 100 : ov);
+    }
+  }
+}
+
 int main(int argc, char **argv) {
   int size;
   const char *what = argc > 1 ? argv[1] : "latency";
@@ -94,6 +190,11 @@ int main(int argc, char **argv) {
   memset(rbuf, 0, 4 << 20);
   if (strcmp(what, "latency") == 0) latency();
   else if (strcmp(what, "bw") == 0) bandwidth();
+  else if (strcmp(what, "put") == 0) rma(0, 0);
+  else if (strcmp(what, "get") == 0) rma(1, 0);
+  else if (strcmp(what, "putbw") == 0) rma(0, 1);
+  else if (strcmp(what, "getbw") == 0) rma(1, 1);
+  else if (strcmp(what, "iallreduce") == 0) iallreduce();
   else allreduce();
   fflush(stdout);
   MPI_Finalize();

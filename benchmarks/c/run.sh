@@ -1,7 +1,11 @@
 #!/bin/sh
 # benchmarks/c/run.sh: libsfmpi beside MPICH and Open MPI (Debian's packages), one table.
-#   OSU-style latency 8 B..1 MiB, bandwidth 64 KiB..4 MiB, allreduce 8 B and 1 MiB (2 ranks),
-#   and whole-job wall time of hello world at -n 2/4/8 (median of $REPS runs, default 7).
+#   OSU-style latency 8 B..1 MiB, bandwidth 64 KiB..4 MiB, allreduce 8 B and 1 MiB, one-sided
+#   MPI_Put/MPI_Get latency and bandwidth, MPI_Iallreduce time and overlap (2 ranks), and
+#   whole-job wall time of hello world at -n 2/4/8.
+# Drivers are interleaved (sfmpi, MPICH, Open MPI, sfmpi, MPICH, ... for ROUNDS rounds, default
+# 3; hello world REPS runs, default 7, interleaved likewise); the table gives each figure's
+# median over the rounds, its best in parentheses (minimum time, maximum bandwidth).
 # The same sources (osu.c, hello.c) are built with sfmpicc, mpicc.mpich and mpicc.openmpi.
 # Installs mpich and openmpi-bin/libopenmpi-dev with apt-get when they are missing (root).
 # Benchmarks print figures; they are not tests and are not run in CI.
@@ -9,6 +13,8 @@ set -eu
 here=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
 root=$(cd "$here/../.." && pwd)
 REPS=${REPS:-7}
+ROUNDS=${ROUNDS:-3}
+WHAT=${WHAT:-latency bw allreduce put get putbw getbw iallreduce}
 
 need=""
 command -v mpicc.mpich >/dev/null 2>&1 || need="$need mpich libmpich-dev"
@@ -50,49 +56,76 @@ runjob() { # impl n program args...
 
 now_ns() { date +%s%N; }
 
-for impl in sf mpich ompi; do
-  out="$work/$impl.txt"
-  : >"$out"
-  for what in latency bw allreduce; do
-    echo "running $impl osu $what" >&2
-    runjob "$impl" 2 "$work/osu_$impl" "$what" >>"$out"
+# One row per figure and round: "<impl> <key> <size> <value>", in $work/all.txt.
+: >"$work/all.txt"
+r=1
+while [ "$r" -le "$ROUNDS" ]; do
+  for what in $WHAT; do
+    for impl in sf mpich ompi; do
+      echo "round $r/$ROUNDS: $impl osu $what" >&2
+      runjob "$impl" 2 "$work/osu_$impl" "$what" | awk -v i="$impl" '{ print i, $1, $2, $3 }' >>"$work/all.txt"
+    done
   done
-  for n in 2 4 8; do
-    echo "running $impl hello -n $n x$REPS" >&2
-    i=0
-    : >"$work/times"
-    while [ "$i" -lt "$REPS" ]; do
+  r=$((r + 1))
+done
+for n in 2 4 8; do
+  echo "hello -n $n x$REPS, interleaved" >&2
+  i=0
+  while [ "$i" -lt "$REPS" ]; do
+    for impl in sf mpich ompi; do
       t0=$(now_ns)
       runjob "$impl" "$n" "$work/hello_$impl" >/dev/null
       t1=$(now_ns)
-      echo $(((t1 - t0) / 1000)) >>"$work/times"
-      i=$((i + 1))
+      echo "$impl hello $n $(((t1 - t0) / 1000))" | awk '{ print $1, $2, $3, $4 / 1000 }' >>"$work/all.txt"
     done
-    med=$(sort -n "$work/times" | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] / 1000 }')
-    echo "hello $n $med" >>"$out"
+    i=$((i + 1))
   done
 done
 
-# One table: figures side by side, and our ratio to each peer (time: ours/theirs, lower is
-# better; bandwidth: ours/theirs, higher is better). Goal rows are marked.
-awk -v REPS="$REPS" '
-  FNR == 1 { impl++ }
-  { key = $1 " " $2; val[impl, key] = $3; if (impl == 1) order[++n] = key }
+# The table: median (best) per implementation, and our median's ratio to each peer's (time:
+# ours/theirs, lower is better; bandwidth: higher is better; none for overlap). Goal rows
+# are marked.
+awk -v REPS="$REPS" -v ROUNDS="$ROUNDS" '
   function human(b) { return b >= 1048576 ? b / 1048576 " MiB" : b >= 1024 ? b / 1024 " KiB" : b " B" }
+  function higher(k) { return k == "bw" || k == "putbw" || k == "getbw" || k == "overlap" }
+  function sortv(a, n,   i, j, t) { for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t } }
+  function stat(impl, key,   n, v, i, parts) {
+    n = split(vals[impl, key], parts, " ")
+    for (i = 1; i <= n; i++) v[i] = parts[i] + 0
+    sortv(v, n)
+    med = n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+    best = higher(substr(key, 1, index(key, " ") - 1)) ? v[n] : v[1]
+  }
+  {
+    key = $2 " " $3
+    vals[$1, key] = vals[$1, key] " " $4
+    if (!(key in seen)) { seen[key] = 1; order[++nk] = key }
+  }
   END {
-    printf "%-26s %-6s %11s %11s %11s %9s %9s  %s\n", "benchmark (2 ranks unless -n)", "unit", "sfmpi", "MPICH", "Open MPI", "sf/MPICH", "sf/OMPI", "goal"
-    for (i = 1; i <= n; i++) {
+    printf "%-28s %-5s %19s %19s %19s %8s %8s  %s\n", "benchmark (2 ranks unless -n)", "unit", "sfmpi", "MPICH", "Open MPI", "sf/MPICH", "sf/OMPI", "goal"
+    for (i = 1; i <= nk; i++) {
       split(order[i], k, " ")
       if (k[1] == "lat") { name = "latency " human(k[2]); unit = "us" }
       else if (k[1] == "bw") { name = "bandwidth " human(k[2]); unit = "MB/s" }
       else if (k[1] == "allreduce") { name = "allreduce " human(k[2]); unit = "us" }
+      else if (k[1] == "put" || k[1] == "get") { name = "MPI_" toupper(substr(k[1], 1, 1)) substr(k[1], 2) " latency " human(k[2]); unit = "us" }
+      else if (k[1] == "putbw" || k[1] == "getbw") { name = "MPI_" toupper(substr(k[1], 1, 1)) substr(k[1], 2, 2) " bandwidth " human(k[2]); unit = "MB/s" }
+      else if (k[1] == "iallreduce") { name = "MPI_Iallreduce " human(k[2]); unit = "us" }
+      else if (k[1] == "overlap") { name = "Iallreduce overlap " human(k[2]); unit = "%" }
       else { name = "hello world -n " k[2]; unit = "ms" }
-      a = val[1, order[i]]; b = val[2, order[i]]; c = val[3, order[i]]
+      stat("sf", order[i]); a = med; ab = best
+      stat("mpich", order[i]); b = med; bb = best
+      stat("ompi", order[i]); c = med; cb = best
       goal = ""
       if (order[i] == "lat 8") goal = (a / b <= 1.5 ? "met" : "MISSED") " (<= 1.5x MPICH)"
       if (order[i] == "bw 1048576") goal = (a / b >= 0.8 ? "met" : "MISSED") " (>= 0.8x MPICH)"
       if (order[i] == "hello 8") goal = (a / b <= 0.5 ? "met" : "MISSED") " (<= 0.5x MPICH)"
-      printf "%-26s %-6s %11.2f %11.2f %11.2f %8.2fx %8.2fx  %s\n", name, unit, a, b, c, a / b, a / c, goal
+      if (k[1] == "put" || k[1] == "get" || k[1] == "iallreduce") goal = (a <= b ? "met" : "MISSED") " (<= MPICH)"
+      if (k[1] == "putbw" || k[1] == "getbw") goal = (a >= b ? "met" : "MISSED") " (>= MPICH)"
+      # a ratio of percentages (overlap) or with a zero says nothing: "-"
+      rb = (b && k[1] != "overlap") ? sprintf("%7.2fx", a / b) : sprintf("%8s", "-")
+      rc = (c && k[1] != "overlap") ? sprintf("%7.2fx", a / c) : sprintf("%8s", "-")
+      printf "%-28s %-5s %10.2f (%6.2f) %10.2f (%6.2f) %10.2f (%6.2f) %s %s  %s\n", name, unit, a, ab, b, bb, c, cb, rb, rc, goal
     }
-    printf "hello world: whole-job wall time, median of %d runs, launcher included\n", REPS
-  }' "$work/sf.txt" "$work/mpich.txt" "$work/ompi.txt"
+    printf "median (best) of %d interleaved rounds; hello world: whole-job wall time, %d interleaved runs, launcher included\n", ROUNDS, REPS
+  }' "$work/all.txt"

@@ -5,12 +5,15 @@
 int main(int argc, char **argv) {
   sft_init(&argc, &argv);
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
-  /* Everyone sends 5 messages to rank 0 with tags 10+k; rank 0 receives with wildcards. */
+  /* Everyone sends 5 messages to rank 0 with tags 10+k; rank 0 receives with wildcards.
+   * Non-blocking sends: rank 0 sends to itself too, which a blocking send may not (MPI 3.5). */
   {
-    int v[2] = {sft_rank, 0};
+    int v[5][2];
+    MPI_Request sq[5];
     for (int k = 0; k < 5; k++) {
-      v[1] = k;
-      CHECK_MPI(MPI_Send(v, 2, MPI_INT, 0, 10 + k, MPI_COMM_WORLD));
+      v[k][0] = sft_rank;
+      v[k][1] = k;
+      CHECK_MPI(MPI_Isend(v[k], 2, MPI_INT, 0, 10 + k, MPI_COMM_WORLD, &sq[k]));
     }
     if (sft_rank == 0) {
       int *seen = calloc((size_t)sft_size * 5, sizeof(int)), *next = calloc((size_t)sft_size, sizeof(int));
@@ -28,6 +31,7 @@ int main(int argc, char **argv) {
       free(seen);
       free(next);
     }
+    CHECK_MPI(MPI_Waitall(5, sq, MPI_STATUSES_IGNORE));
   }
   MPI_Barrier(MPI_COMM_WORLD);
   /* ANY_SOURCE with a fixed tag only matches that tag. */

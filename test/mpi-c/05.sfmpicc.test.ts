@@ -70,11 +70,26 @@ test('works through a symlink (node_modules/.bin) and with SFMPI_LINK=shared', a
 test('calls outside the subset fail to link, never silently misbehave', async () => {
   fs.writeFileSync(
     path.join(dir, 'outside.c'),
-    '#include <mpi.h>\nint MPI_Win_fence(int, int);\nint main(int c, char **v) { MPI_Init(&c, &v); MPI_Win_fence(0, 0); MPI_Finalize(); return 0; }\n',
+    '#include <mpi.h>\nint MPI_Intercomm_create(int, int, int, int, int, int *);\nint main(int c, char **v) { int x; MPI_Init(&c, &v); MPI_Intercomm_create(0, 0, 0, 0, 0, &x); MPI_Finalize(); return 0; }\n',
   );
   const e: any = await exec(sfmpicc, [path.join(dir, 'outside.c'), '-o', path.join(dir, 'outside')]).catch((x) => x);
   assert.is.not(e.code, 0);
-  assert.match(e.stderr, "undefined reference to `MPI_Win_fence'");
+  assert.match(e.stderr, "undefined reference to `MPI_Intercomm_create'");
+});
+
+test('every call mpi.h declares is defined in libsfmpi, and nothing else is', async () => {
+  const tool = path.join(root, 'mpi-compat', 'c', 'tools', 'calls-table.sh');
+  const { stdout } = await exec(tool, ['--check-lib', path.join(lib, 'libsfmpi.a')]).catch((e) => {
+    throw new Error(`${e.stdout}${e.stderr}`);
+  });
+  assert.match(stdout, /^\d+ calls declared, all defined/);
+});
+
+test('docs/c-mpi.md carries the calls table generated from mpi.h', async () => {
+  const tool = path.join(root, 'mpi-compat', 'c', 'tools', 'calls-table.sh');
+  await exec(tool, ['--check-doc', path.join(root, 'docs', 'c-mpi.md')]).catch((e) => {
+    throw new Error(`${e.stdout}${e.stderr}`);
+  });
 });
 
 test.run();

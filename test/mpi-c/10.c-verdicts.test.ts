@@ -17,6 +17,13 @@ const AREAS: Record<string, string> = {
   userops: 'userops',
   comms: 'communicators',
   errhandlers: 'errhandlers',
+  topo: 'topologies',
+  nbc: 'nonblocking collectives',
+  persist: 'persistent requests',
+  groups: 'groups',
+  types2: 'datatypes2',
+  rma: 'one-sided',
+  mpiio: 'mpi-io',
 };
 /** errhandlers waits for receives that never match: keep its wait timeout short. */
 const ENV: Record<string, NodeJS.ProcessEnv> = { errhandlers: { SFMPI_WAIT_TIMEOUT_MS: '1500' } };
@@ -48,12 +55,14 @@ for (const [file, area] of Object.entries(AREAS)) {
 }
 
 for (const n of [5, 6, 7]) {
-  test(`coll: sfmpirun -n ${n} (every group size 1..8)`, async () => {
-    verdict('collectives', n, await mpirun(n, bins.coll));
-  });
+  for (const file of ['coll', 'topo', 'nbc', 'rma']) {
+    test(`${file}: sfmpirun -n ${n} (every group size 1..8)`, async () => {
+      verdict(AREAS[file], n, await mpirun(n, bins[file]));
+    });
+  }
 }
 
-for (const file of ['p2p', 'coll', 'nonblocking']) {
+for (const file of ['p2p', 'coll', 'nonblocking', 'nbc', 'persist', 'rma']) {
   test(`${file}: without a launcher (SFMPI_SIZE=3, shared stdout)`, async () => {
     verdict(AREAS[file], 3, await mpirun(3, bins[file], [], { launcher: false }));
   });

@@ -89,4 +89,61 @@ test('osu_latency and osu_bw (OSU style) run and print a row per size', async ()
   assert.match(one.stderr, 'This test requires at least two processes');
 });
 
+// Public programs, unchanged, built by their own makefiles. Their sources are not kept in this
+// repository: SFMPI_UPSTREAM names a directory holding checkouts of the upstream repositories at
+// the commits test/c/realworld/UPSTREAM.md lists (mpitutorial/, ompi/); without it these tests
+// say why they skip.
+const upstream = process.env.SFMPI_UPSTREAM;
+const upstreamDir = (sub: string) => (upstream ? path.join(upstream, sub) : '');
+const haveUpstream = (sub: string): boolean => {
+  if (upstream && fs.existsSync(upstreamDir(sub))) return true;
+  console.log(`  skip: ${sub} not found (${upstream ? `not in SFMPI_UPSTREAM=${upstream}` : 'SFMPI_UPSTREAM unset'}; see test/c/realworld/UPSTREAM.md)`);
+  return false;
+};
+const PATH = () => `${path.join(root, 'mpi-compat', 'c')}:${process.env.PATH}`;
+
+/** Copies an upstream program's directory to the temp dir and runs its own make there. */
+async function upstreamMake(sub: string, args: string[]): Promise<string> {
+  const to = path.join(dir, sub.replace(/\//g, '-'));
+  fs.cpSync(upstreamDir(sub), to, { recursive: true });
+  await exec('make', ['-s', '-C', to, ...args], { env: { ...process.env, PATH: PATH() } });
+  return to;
+}
+
+const groups = 'mpitutorial/tutorials/introduction-to-groups-and-communicators/code';
+test("mpitutorial comm_groups (MPI_Comm_create_group of the prime ranks) prints the tutorial's table at 16 ranks", async () => {
+  if (!haveUpstream(groups)) return;
+  const at = await upstreamMake(groups, ['groups', 'MPICC=sfmpicc']);
+  const j = await mpirun(16, path.join(at, 'comm_groups'));
+  assert.is(j.code, 0, describe(j));
+  const primes = [1, 2, 3, 5, 7, 11, 13];
+  for (let r = 0; r < 16; r++) {
+    const k = primes.indexOf(r);
+    assert.match(j.stdout, `WORLD RANK/SIZE: ${r}/16 --- PRIME RANK/SIZE: ${k < 0 ? -1 : k}/${k < 0 ? -1 : 7}\n`);
+  }
+  assert.equal(j.leftovers, []);
+});
+
+const walk = 'mpitutorial/tutorials/point-to-point-communication-application-random-walk/code';
+test('mpitutorial random_walk (C++ on the C API, built with MPICXX=sfmpicxx) finishes on every rank', async () => {
+  if (!haveUpstream(walk)) return;
+  const at = await upstreamMake(walk, ['MPICXX=sfmpicxx']);
+  for (const n of [2, 4]) {
+    const j = await mpirun(n, path.join(at, 'random_walk'), ['100', '500', '20']);
+    assert.is(j.code, 0, describe(j));
+    for (let r = 0; r < n; r++) assert.match(j.stdout, `Process ${r} done`);
+  }
+});
+
+test('Open MPI connectivity_c passes its own check at 8 ranks; hello_cxx (MPI-2 C++ bindings) does not compile', async () => {
+  if (!haveUpstream('ompi/examples')) return;
+  const at = await upstreamMake('ompi/examples', ['connectivity_c', 'CC=sfmpicc']);
+  const j = await mpirun(8, path.join(at, 'connectivity_c'));
+  assert.is(j.code, 0, describe(j));
+  assert.match(j.stdout, 'Connectivity test on 8 processes PASSED.');
+  const e: any = await exec('make', ['-s', '-C', at, 'hello_cxx', 'CXX=sfmpicxx'], { env: { ...process.env, PATH: PATH() } }).catch((x) => x);
+  assert.is.not(e.code, 0);
+  assert.match(e.stderr, /'MPI' has not been declared|‘MPI’ has not been declared/);
+});
+
 test.run();

@@ -33,7 +33,7 @@ int MPI_Buffer_detach(void *buffer_addr, int *size) {
   return MPI_SUCCESS;
 }
 
-static int sfm_bsend(const char *fn, const void *buf, int count, MPI_Datatype dt, int dest, int tag, MPI_Comm comm,
+int sfm_bsend(const char *fn, const void *buf, int count, MPI_Datatype dt, int dest, int tag, MPI_Comm comm,
                      MPI_Request *request) {
   int rc;
   sfm_type *t;

@@ -2,9 +2,11 @@
  * comm.c: communicators: the table, context ids, dup/split/create/free, compare, names,
  * predefined attributes.
  *
- * A communicator is a list of world ranks plus a context id: point-to-point uses ctx, its
- * collectives ctx + 1. New context ids are agreed by an allreduce(MAX) of every member's next
- * free id over the parent, so all members pick the same one without a central allocator.
+ * A communicator is a list of world ranks plus a block of SFM_CTX_BLOCK context ids: the
+ * program's point-to-point messages, the data plane's collectives, schedules (non-blocking and
+ * neighbourhood collectives) and libsfmpi's own exchanges each have one (sfmpi.h). New blocks
+ * are agreed by an allreduce(MAX) of every member's next free id over the parent, so all
+ * members pick the same one without a central allocator.
  */
 #include "sfmpi.h"
 
@@ -32,7 +34,7 @@ sf_group sfm_coll_group(const sfm_comm *c) {
   g.size = c->size;
   g.rank = c->rank;
   g.ranks = c->world;
-  g.ctx = c->ctx + 1;
+  g.ctx = c->ctx + SFM_CTX_COLL;
   return g;
 }
 
@@ -76,7 +78,7 @@ int sfm_comms_init(void) {
   int rc = 0;
   while (rc == 0 && sfm.ncomms < 3) rc = sfm_grow((void **)&sfm.comms, &sfm.ncomms, sizeof *sfm.comms);
   if (rc == 0) rc = sfm_comm_fill(&sfm.comms[MPI_COMM_WORLD], sfm.size, sfm.rank, world, 0);
-  if (rc == 0) rc = sfm_comm_fill(&sfm.comms[MPI_COMM_SELF], 1, 0, &sfm.rank, 2);
+  if (rc == 0) rc = sfm_comm_fill(&sfm.comms[MPI_COMM_SELF], 1, 0, &sfm.rank, SFM_CTX_BLOCK);
   free(world);
   if (rc < 0) return -1;
   snprintf(sfm.comms[MPI_COMM_WORLD].name, sizeof sfm.comms[MPI_COMM_WORLD].name, "MPI_COMM_WORLD");
@@ -112,9 +114,12 @@ int sfm_agree_ctx(MPI_Comm parent, uint32_t *ctx) {
   int rc = sf_allreduce(sfm.job, &g, &mine, &agreed, sizeof agreed, sf_builtin_combine, &a);
   if (rc < 0) return rc;
   *ctx = (uint32_t)agreed;
-  sfm.next_ctx = agreed + 2;
+  sfm.next_ctx = agreed + (int)SFM_CTX_BLOCK;
   return 0;
 }
+
+/* What a new communicator inherits from its parent: the error handler. */
+static void sfm_comm_inherit(MPI_Comm parent, MPI_Comm child) { sfm.comms[child].errh = sfm_comm_get(parent)->errh; }
 
 int MPI_Comm_dup(MPI_Comm comm, MPI_Comm *newcomm) {
   uint32_t ctx;
@@ -128,8 +133,22 @@ int MPI_Comm_dup(MPI_Comm comm, MPI_Comm *newcomm) {
   c = sfm_comm_get(comm); /* the table may have moved */
   if (sfm_comm_new(c->size, c->rank, c->world, ctx, newcomm) < 0)
     return sfm_error(comm, "MPI_Comm_dup", MPI_ERR_NO_MEM, "out of memory");
-  sfm.comms[*newcomm].errh = sfm_comm_get(comm)->errh;
+  sfm_comm_inherit(comm, *newcomm);
+  /* a duplicate keeps the topology, the info hints and (through their copy callbacks) the
+   * attributes */
+  if (sfm_comm_get(comm)->topo && (sfm_comm_get(*newcomm)->topo = sfm_topo_dup(sfm_comm_get(comm)->topo)) == NULL)
+    return sfm_error(comm, "MPI_Comm_dup", MPI_ERR_NO_MEM, "out of memory");
+  if (sfm_comm_get(comm)->info != MPI_INFO_NULL && MPI_Info_dup(sfm_comm_get(comm)->info, &sfm.comms[*newcomm].info) != MPI_SUCCESS)
+    return sfm_error(comm, "MPI_Comm_dup", MPI_ERR_NO_MEM, "out of memory");
+  rc = sfm_attrs_copy(SFM_OBJ_COMM, comm, *newcomm, &sfm_comm_get(comm)->attrs, &sfm_comm_get(*newcomm)->attrs);
+  if (rc != MPI_SUCCESS) return sfm_error(comm, "MPI_Comm_dup", rc, "an attribute copy callback failed");
   return MPI_SUCCESS;
+}
+
+int MPI_Comm_dup_with_info(MPI_Comm comm, MPI_Info info, MPI_Comm *newcomm) {
+  int rc = MPI_Comm_dup(comm, newcomm);
+  if (rc == MPI_SUCCESS && info != MPI_INFO_NULL) rc = MPI_Comm_set_info(*newcomm, info);
+  return rc;
 }
 
 typedef struct { int color, key, rank; } sfm_ck;
@@ -194,7 +213,7 @@ int MPI_Comm_split(MPI_Comm comm, int color, int key, MPI_Comm *newcomm) {
     rc = sfm_error(comm, "MPI_Comm_split", MPI_ERR_NO_MEM, "out of memory");
     goto done;
   }
-  sfm.comms[*newcomm].errh = sfm_comm_get(comm)->errh;
+  sfm_comm_inherit(comm, *newcomm);
   rc = MPI_SUCCESS;
 done:
   free(all);
@@ -228,17 +247,75 @@ int MPI_Comm_create(MPI_Comm comm, MPI_Group group, MPI_Comm *newcomm) {
   gr = group == MPI_GROUP_EMPTY ? &sfm.groups[MPI_GROUP_EMPTY] : sfm_group_get(group);
   if (sfm_comm_new(gr->size, me, gr->world, ctx, newcomm) < 0)
     return sfm_error(comm, "MPI_Comm_create", MPI_ERR_NO_MEM, "out of memory");
-  sfm.comms[*newcomm].errh = sfm_comm_get(comm)->errh;
+  sfm_comm_inherit(comm, *newcomm);
   return MPI_SUCCESS;
+}
+
+/* Collective over the group's members only (not the whole parent): they agree on a context
+ * block among themselves, in the parent's internal context. `tag` tells concurrent calls with
+ * overlapping groups apart in MPI; here such calls are ordered by each member's program order
+ * instead, so they must be made in the same order on every member. */
+int MPI_Comm_create_group(MPI_Comm comm, MPI_Group group, int tag, MPI_Comm *newcomm) {
+  int me = -1, rc, mine, agreed;
+  sfm_group *gr;
+  sf_group g;
+  sf_builtin_arg a = {SF_OP_MAX, SF_INT};
+  SFM_COMM("MPI_Comm_create_group", comm, c);
+  gr = group == MPI_GROUP_EMPTY ? &sfm.groups[MPI_GROUP_EMPTY] : sfm_group_get(group);
+  if (gr == NULL || newcomm == NULL) return sfm_error(comm, "MPI_Comm_create_group", MPI_ERR_GROUP, "invalid group %d", group);
+  if (tag < 0 || tag > SF_TAG_MAX)
+    return sfm_error(comm, "MPI_Comm_create_group", MPI_ERR_TAG, "tag %d out of range 0..%d", tag, SF_TAG_MAX);
+  for (int i = 0; i < gr->size; i++) {
+    if (c->inv[gr->world[i]] < 0)
+      return sfm_error(comm, "MPI_Comm_create_group", MPI_ERR_GROUP, "group member %d is not in the communicator", i);
+    if (gr->world[i] == sfm.rank) me = i;
+  }
+  if (me < 0) {
+    *newcomm = MPI_COMM_NULL;
+    return MPI_SUCCESS; /* not a member: nothing to agree on */
+  }
+  g.size = gr->size;
+  g.rank = me;
+  g.ranks = gr->world;
+  g.ctx = c->ctx + SFM_CTX_INT;
+  mine = sfm.next_ctx;
+  sf_job_set_label(sfm.job, "MPI_Comm_create_group");
+  rc = sf_allreduce(sfm.job, &g, &mine, &agreed, sizeof agreed, sf_builtin_combine, &a);
+  sf_job_set_label(sfm.job, NULL);
+  if (rc < 0) return sfm_dp_error(comm, "MPI_Comm_create_group", rc);
+  sfm.next_ctx = agreed + (int)SFM_CTX_BLOCK;
+  gr = group == MPI_GROUP_EMPTY ? &sfm.groups[MPI_GROUP_EMPTY] : sfm_group_get(group);
+  if (sfm_comm_new(gr->size, me, gr->world, (uint32_t)agreed, newcomm) < 0)
+    return sfm_error(comm, "MPI_Comm_create_group", MPI_ERR_NO_MEM, "out of memory");
+  sfm_comm_inherit(comm, *newcomm);
+  return MPI_SUCCESS;
+}
+
+/* One host: every rank shares memory with every other, so MPI_COMM_TYPE_SHARED keeps them all
+ * (ordered by key). A job across hosts will colour by host here. */
+int MPI_Comm_split_type(MPI_Comm comm, int split_type, int key, MPI_Info info, MPI_Comm *newcomm) {
+  (void)info;
+  SFM_COMM("MPI_Comm_split_type", comm, c);
+  (void)c;
+  if (split_type != MPI_COMM_TYPE_SHARED && split_type != MPI_UNDEFINED)
+    return sfm_error(comm, "MPI_Comm_split_type", MPI_ERR_ARG,
+                     "split_type %d is neither MPI_COMM_TYPE_SHARED nor MPI_UNDEFINED", split_type);
+  return MPI_Comm_split(comm, split_type == MPI_UNDEFINED ? MPI_UNDEFINED : 0, key, newcomm);
 }
 
 int MPI_Comm_free(MPI_Comm *comm) {
   sfm_comm *c;
+  int rc;
   SFM_INIT_CHECK("MPI_Comm_free");
   if (comm == NULL || (c = sfm_comm_get(*comm)) == NULL)
     return sfm_error(MPI_COMM_WORLD, "MPI_Comm_free", MPI_ERR_COMM, "invalid communicator");
   if (*comm == MPI_COMM_WORLD || *comm == MPI_COMM_SELF)
     return sfm_error(*comm, "MPI_Comm_free", MPI_ERR_COMM, "cannot free %s", c->name);
+  rc = sfm_attrs_clear(SFM_OBJ_COMM, *comm, &c->attrs);
+  if (rc != MPI_SUCCESS) return sfm_error(*comm, "MPI_Comm_free", rc, "an attribute delete callback failed");
+  c = sfm_comm_get(*comm);
+  if (c->info != MPI_INFO_NULL) MPI_Info_free(&c->info);
+  sfm_topo_free(c->topo);
   free(c->world);
   free(c->inv);
   memset(c, 0, sizeof *c);
@@ -270,26 +347,6 @@ int MPI_Comm_test_inter(MPI_Comm comm, int *flag) {
   return MPI_SUCCESS;
 }
 
-int MPI_Comm_get_attr(MPI_Comm comm, int keyval, void *val, int *flag) {
-  static int tag_ub = SF_TAG_MAX, host = MPI_PROC_NULL, io = 0, wtime_global = 1, universe = 0, appnum = 0;
-  SFM_COMM("MPI_Comm_get_attr", comm, c);
-  (void)c;
-  if (val == NULL || flag == NULL) return sfm_error(comm, "MPI_Comm_get_attr", MPI_ERR_ARG, "NULL argument");
-  *flag = 1;
-  universe = sfm.size;
-  io = sfm.rank;
-  switch (keyval) {
-  case MPI_TAG_UB: *(int **)val = &tag_ub; break;
-  case MPI_HOST: *(int **)val = &host; break;
-  case MPI_IO: *(int **)val = &io; break;
-  case MPI_WTIME_IS_GLOBAL: *(int **)val = &wtime_global; break;
-  case MPI_UNIVERSE_SIZE: *(int **)val = &universe; break;
-  case MPI_APPNUM: *(int **)val = &appnum; break;
-  default: *flag = 0; break;
-  }
-  return MPI_SUCCESS;
-}
-
 int MPI_Comm_set_name(MPI_Comm comm, const char *name) {
   SFM_COMM("MPI_Comm_set_name", comm, c);
   snprintf(c->name, sizeof c->name, "%s", name ? name : "");
@@ -303,3 +360,17 @@ int MPI_Comm_get_name(MPI_Comm comm, char *name, int *len) {
   return MPI_SUCCESS;
 }
 
+
+int MPI_Comm_set_info(MPI_Comm comm, MPI_Info info) {
+  SFM_COMM("MPI_Comm_set_info", comm, c);
+  if (sfm_info_replace(&c->info, info) < 0)
+    return sfm_error(comm, "MPI_Comm_set_info", MPI_ERR_INFO, "invalid info %d", info);
+  return MPI_SUCCESS;
+}
+
+/* The hints in use: the ones set (libsfmpi acts on none of them, so every one is kept as given). */
+int MPI_Comm_get_info(MPI_Comm comm, MPI_Info *info_used) {
+  SFM_COMM("MPI_Comm_get_info", comm, c);
+  if (info_used == NULL) return sfm_error(comm, "MPI_Comm_get_info", MPI_ERR_ARG, "info_used is NULL");
+  return sfm_info_used(c->info, info_used);
+}

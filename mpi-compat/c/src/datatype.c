@@ -1,9 +1,10 @@
 /*
- * datatype.c: predefined and derived datatypes, pack/unpack, MPI_Get_count/Get_elements.
+ * datatype.c: the datatype table (predefined types, references), pack/unpack, queries,
+ * MPI_Get_count/Get_elements and the status setters.
  *
- * A derived type is flattened when it is built: byte blocks (merged when adjacent) drive
- * pack/unpack, and basic-element runs drive reductions and MPI_Get_elements. A type whose one
- * block covers its whole extent from 0 is "contiguous" and is sent in place, without packing.
+ * A derived type is flattened when it is built (typector.c): byte blocks (merged when adjacent)
+ * drive pack/unpack, and basic-element runs drive reductions and MPI_Get_elements. A type whose
+ * one block covers its whole extent from 0 is "contiguous" and is sent in place, without packing.
  */
 #include "sfmpi.h"
 
@@ -59,6 +60,11 @@ static const struct { MPI_Datatype h; const char *name; size_t size; int basic; 
   {MPI_LONG_DOUBLE_INT, "MPI_LONG_DOUBLE_INT", sizeof(sfm_ldouble_int), SF_LDOUBLE_INT},
   {MPI_C_FLOAT_COMPLEX, "MPI_C_FLOAT_COMPLEX", sizeof(float _Complex), -2},
   {MPI_C_DOUBLE_COMPLEX, "MPI_C_DOUBLE_COMPLEX", sizeof(double _Complex), -3},
+  {MPI_C_LONG_DOUBLE_COMPLEX, "MPI_C_LONG_DOUBLE_COMPLEX", sizeof(long double _Complex), -4},
+  {MPI_CXX_BOOL, "MPI_CXX_BOOL", sizeof(bool), SF_BOOL}, /* C++'s bool: one byte, as C's on every ABI we build for */
+  {MPI_CXX_FLOAT_COMPLEX, "MPI_CXX_FLOAT_COMPLEX", sizeof(float _Complex), -2},
+  {MPI_CXX_DOUBLE_COMPLEX, "MPI_CXX_DOUBLE_COMPLEX", sizeof(double _Complex), -3},
+  {MPI_CXX_LONG_DOUBLE_COMPLEX, "MPI_CXX_LONG_DOUBLE_COMPLEX", sizeof(long double _Complex), -4},
 };
 #define SFM_NPREDEF ((int)(sizeof sfm_predef / sizeof sfm_predef[0]))
 
@@ -69,7 +75,42 @@ sfm_type *sfm_type_get(MPI_Datatype t) {
 
 const char *sfm_type_name(MPI_Datatype t) {
   sfm_type *ty = sfm_type_get(t);
-  return ty && ty->name ? ty->name : "derived datatype";
+  return ty && ty->name[0] ? ty->name : "derived datatype";
+}
+
+/* A free slot for a new derived type (growing the table), or -1 when out of memory. */
+int sfm_type_slot(void) {
+  int i;
+  for (i = SFM_NPREDEF + 1; i < sfm.ntypes; i++)
+    if (!sfm.types[i].used) break;
+  if (i >= sfm.ntypes) {
+    int nn = sfm.ntypes * 2;
+    sfm_type *p = realloc(sfm.types, (size_t)nn * sizeof *p);
+    if (p == NULL) return -1;
+    memset(p + sfm.ntypes, 0, (size_t)(nn - sfm.ntypes) * sizeof *p);
+    sfm.types = p;
+    sfm.ntypes = nn;
+  }
+  return i;
+}
+
+/* Pending operations hold a reference, so MPI_Type_free of a type in use (which MPI allows)
+ * keeps it, and its slot, until the last of them completes. */
+void sfm_type_ref(MPI_Datatype t) {
+  sfm_type *ty = sfm_type_get(t);
+  if (ty && !ty->predefined) ty->refs++;
+}
+
+static void sfm_type_release(sfm_type *ty) {
+  free(ty->blocks);
+  free(ty->runs);
+  memset(ty, 0, sizeof *ty);
+}
+
+void sfm_type_unref(MPI_Datatype t) {
+  sfm_type *ty = sfm_type_get(t);
+  if (ty == NULL || ty->predefined) return;
+  if (--ty->refs <= 0 && ty->freed) sfm_type_release(ty);
 }
 
 int sfm_types_init(void) {
@@ -80,7 +121,7 @@ int sfm_types_init(void) {
   for (int i = 0; i < SFM_NPREDEF; i++) {
     sfm_type *t = &sfm.types[sfm_predef[i].h];
     t->used = t->predefined = t->committed = 1;
-    t->name = sfm_predef[i].name;
+    snprintf(t->name, sizeof t->name, "%s", sfm_predef[i].name);
     t->size = sfm_predef[i].size;
     t->lb = 0;
     t->extent = (MPI_Aint)t->size;
@@ -135,252 +176,6 @@ void sfm_unpack(const sfm_type *t, const void *in, size_t bytes, void *buf, int 
   }
 }
 
-/* ---- building derived types ------------------------------------------------------------- */
-
-typedef struct {
-  sfm_type t;
-  int cap_blocks, cap_runs;
-  int have_bounds;
-  MPI_Aint lb, ub;
-  int homog_set;
-} sfm_builder;
-
-/* Room for entry n of an array of *cap entries (doubling, 8 at first). */
-static int sfm_reserve(void **arr, int *cap, int n, size_t elem) {
-  void *p;
-  int nc;
-  if (n < *cap) return 0;
-  nc = *cap ? *cap * 2 : 8;
-  p = realloc(*arr, (size_t)nc * elem);
-  if (p == NULL) return -1;
-  *arr = p;
-  *cap = nc;
-  return 0;
-}
-
-static int sfm_b_block(sfm_builder *b, MPI_Aint disp, size_t len) {
-  sfm_type *t = &b->t;
-  if (len == 0) return 0;
-  if (t->nblocks > 0) {
-    sfm_block *last = &t->blocks[t->nblocks - 1];
-    if (last->disp + (MPI_Aint)last->len == disp) {
-      last->len += len;
-      return 0;
-    }
-  }
-  if (sfm_reserve((void **)&t->blocks, &b->cap_blocks, t->nblocks, sizeof *t->blocks) < 0) return -1;
-  t->blocks[t->nblocks].disp = disp;
-  t->blocks[t->nblocks].len = len;
-  t->nblocks++;
-  return 0;
-}
-
-static int sfm_b_run(sfm_builder *b, MPI_Aint disp, int basic, size_t count, size_t esize) {
-  sfm_type *t = &b->t;
-  if (count == 0) return 0;
-  if (!b->homog_set) {
-    t->homog = basic;
-    b->homog_set = 1;
-  } else if (t->homog != basic) {
-    t->homog = -1;
-  }
-  t->nbasic += count;
-  if (t->nruns > 0) {
-    sfm_run *last = &t->runs[t->nruns - 1];
-    if (last->basic == basic && last->disp + (MPI_Aint)(last->count * esize) == disp) {
-      last->count += count;
-      return 0;
-    }
-  }
-  if (sfm_reserve((void **)&t->runs, &b->cap_runs, t->nruns, sizeof *t->runs) < 0) return -1;
-  t->runs[t->nruns].disp = disp;
-  t->runs[t->nruns].basic = basic;
-  t->runs[t->nruns].count = count;
-  t->nruns++;
-  return 0;
-}
-
-static size_t sfm_basic_size(int basic, const sfm_type *src, int run) {
-  /* size of one element of a run: runs of a predefined type hold elements of that type */
-  if (basic >= 0) return sf_dtype_size((sf_dtype)basic);
-  return src->runs[run].count ? src->size / (src->nbasic ? src->nbasic : 1) : 1;
-}
-
-/* Append `count` items of `src` laid out from byte offset `off`, `stride` bytes apart. */
-static int sfm_b_append(sfm_builder *b, const sfm_type *src, size_t count, MPI_Aint off, MPI_Aint stride) {
-  for (size_t i = 0; i < count; i++) {
-    MPI_Aint base = off + (MPI_Aint)i * stride;
-    MPI_Aint lb = base + src->lb, ub = lb + src->extent;
-    for (int k = 0; k < src->nblocks; k++)
-      if (sfm_b_block(b, base + src->blocks[k].disp, src->blocks[k].len) < 0) return -1;
-    for (int k = 0; k < src->nruns; k++) {
-      size_t es = sfm_basic_size(src->runs[k].basic, src, k);
-      if (sfm_b_run(b, base + src->runs[k].disp, src->runs[k].basic, src->runs[k].count, es) < 0) return -1;
-    }
-    b->t.size += src->size;
-    if (!b->have_bounds || lb < b->lb) b->lb = lb;
-    if (!b->have_bounds || ub > b->ub) b->ub = ub;
-    if (!b->have_bounds || base + src->true_lb < b->t.true_lb) b->t.true_lb = base + src->true_lb;
-    if (!b->have_bounds || base + src->true_ub > b->t.true_ub) b->t.true_ub = base + src->true_ub;
-    b->have_bounds = 1;
-  }
-  return 0;
-}
-
-static int sfm_b_finish(sfm_builder *b, MPI_Datatype *out, const char *fn) {
-  int i;
-  sfm_type *t;
-  for (i = SFM_NPREDEF + 1; i < sfm.ntypes; i++)
-    if (!sfm.types[i].used) break;
-  if (i >= sfm.ntypes) {
-    int nn = sfm.ntypes * 2;
-    sfm_type *p = realloc(sfm.types, (size_t)nn * sizeof *p);
-    if (p == NULL) goto nomem;
-    memset(p + sfm.ntypes, 0, (size_t)(nn - sfm.ntypes) * sizeof *p);
-    sfm.types = p;
-    sfm.ntypes = nn;
-  }
-  t = &sfm.types[i];
-  *t = b->t;
-  t->used = 1;
-  t->predefined = 0;
-  t->committed = 0;
-  t->name = NULL;
-  if (!b->have_bounds) {
-    b->lb = b->ub = 0;
-  }
-  t->lb = b->lb;
-  t->extent = b->ub - b->lb;
-  if (!b->homog_set) t->homog = -1;
-  t->contig = t->lb == 0 && (t->nblocks == 0 || (t->nblocks == 1 && t->blocks[0].disp == 0)) &&
-              (MPI_Aint)t->size == t->extent;
-  *out = i;
-  return MPI_SUCCESS;
-nomem:
-  free(b->t.blocks);
-  free(b->t.runs);
-  return sfm_error(MPI_COMM_WORLD, fn, MPI_ERR_NO_MEM, "out of memory");
-}
-
-#define SFM_OLD(fn, old, o, count)                                                                \
-  SFM_INIT_CHECK(fn);                                                                             \
-  sfm_type *o = sfm_type_get(old);                                                                \
-  if (o == NULL) return sfm_error(MPI_COMM_WORLD, fn, MPI_ERR_TYPE, "invalid datatype %d", (int)(old)); \
-  if ((count) < 0) return sfm_error(MPI_COMM_WORLD, fn, MPI_ERR_COUNT, "count %d is negative", (int)(count)); \
-  if (newtype == NULL) return sfm_error(MPI_COMM_WORLD, fn, MPI_ERR_ARG, "newtype is NULL");       \
-  sfm_builder b;                                                                                  \
-  memset(&b, 0, sizeof b)
-
-#define SFM_FAIL_NOMEM(fn)                                                     \
-  do {                                                                         \
-    free(b.t.blocks);                                                          \
-    free(b.t.runs);                                                            \
-    return sfm_error(MPI_COMM_WORLD, fn, MPI_ERR_NO_MEM, "out of memory");     \
-  } while (0)
-
-int MPI_Type_contiguous(int count, MPI_Datatype old, MPI_Datatype *newtype) {
-  SFM_OLD("MPI_Type_contiguous", old, o, count);
-  if (sfm_b_append(&b, o, (size_t)count, 0, o->extent) < 0) SFM_FAIL_NOMEM("MPI_Type_contiguous");
-  return sfm_b_finish(&b, newtype, "MPI_Type_contiguous");
-}
-
-int MPI_Type_create_hvector(int count, int blocklength, MPI_Aint stride, MPI_Datatype old, MPI_Datatype *newtype) {
-  SFM_OLD("MPI_Type_create_hvector", old, o, count);
-  if (blocklength < 0) return sfm_error(MPI_COMM_WORLD, "MPI_Type_create_hvector", MPI_ERR_ARG, "blocklength %d is negative", blocklength);
-  for (int i = 0; i < count; i++)
-    if (sfm_b_append(&b, o, (size_t)blocklength, (MPI_Aint)i * stride, o->extent) < 0) SFM_FAIL_NOMEM("MPI_Type_create_hvector");
-  return sfm_b_finish(&b, newtype, "MPI_Type_create_hvector");
-}
-
-int MPI_Type_vector(int count, int blocklength, int stride, MPI_Datatype old, MPI_Datatype *newtype) {
-  sfm_type *o = sfm_type_get(old);
-  if (o == NULL) return sfm_error(MPI_COMM_WORLD, "MPI_Type_vector", MPI_ERR_TYPE, "invalid datatype %d", (int)old);
-  return MPI_Type_create_hvector(count, blocklength, (MPI_Aint)stride * o->extent, old, newtype);
-}
-
-int MPI_Type_create_hindexed(int count, const int blocklengths[], const MPI_Aint displs[], MPI_Datatype old,
-                             MPI_Datatype *newtype) {
-  SFM_OLD("MPI_Type_create_hindexed", old, o, count);
-  for (int i = 0; i < count; i++) {
-    if (blocklengths[i] < 0) {
-      free(b.t.blocks);
-      free(b.t.runs);
-      return sfm_error(MPI_COMM_WORLD, "MPI_Type_create_hindexed", MPI_ERR_ARG, "blocklengths[%d] = %d is negative", i, blocklengths[i]);
-    }
-    if (sfm_b_append(&b, o, (size_t)blocklengths[i], displs[i], o->extent) < 0) SFM_FAIL_NOMEM("MPI_Type_create_hindexed");
-  }
-  return sfm_b_finish(&b, newtype, "MPI_Type_create_hindexed");
-}
-
-int MPI_Type_indexed(int count, const int blocklengths[], const int displs[], MPI_Datatype old, MPI_Datatype *newtype) {
-  SFM_OLD("MPI_Type_indexed", old, o, count);
-  for (int i = 0; i < count; i++) {
-    if (blocklengths[i] < 0) {
-      free(b.t.blocks);
-      free(b.t.runs);
-      return sfm_error(MPI_COMM_WORLD, "MPI_Type_indexed", MPI_ERR_ARG, "blocklengths[%d] = %d is negative", i, blocklengths[i]);
-    }
-    if (sfm_b_append(&b, o, (size_t)blocklengths[i], (MPI_Aint)displs[i] * o->extent, o->extent) < 0)
-      SFM_FAIL_NOMEM("MPI_Type_indexed");
-  }
-  return sfm_b_finish(&b, newtype, "MPI_Type_indexed");
-}
-
-int MPI_Type_create_indexed_block(int count, int blocklength, const int displs[], MPI_Datatype old,
-                                  MPI_Datatype *newtype) {
-  SFM_OLD("MPI_Type_create_indexed_block", old, o, count);
-  for (int i = 0; i < count; i++)
-    if (sfm_b_append(&b, o, (size_t)blocklength, (MPI_Aint)displs[i] * o->extent, o->extent) < 0)
-      SFM_FAIL_NOMEM("MPI_Type_create_indexed_block");
-  return sfm_b_finish(&b, newtype, "MPI_Type_create_indexed_block");
-}
-
-int MPI_Type_create_struct(int count, const int blocklengths[], const MPI_Aint displs[], const MPI_Datatype types[],
-                           MPI_Datatype *newtype) {
-  MPI_Aint maxalign = 1;
-  SFM_OLD("MPI_Type_create_struct", MPI_BYTE, o, count);
-  (void)o;
-  for (int i = 0; i < count; i++) {
-    sfm_type *t = sfm_type_get(types[i]);
-    if (t == NULL || blocklengths[i] < 0) {
-      free(b.t.blocks);
-      free(b.t.runs);
-      return sfm_error(MPI_COMM_WORLD, "MPI_Type_create_struct", t == NULL ? MPI_ERR_TYPE : MPI_ERR_ARG,
-                       "types[%d] / blocklengths[%d] invalid", i, i);
-    }
-    if (sfm_b_append(&b, t, (size_t)blocklengths[i], displs[i], t->extent) < 0) SFM_FAIL_NOMEM("MPI_Type_create_struct");
-    if (t->predefined && (MPI_Aint)t->size > maxalign && t->size <= 16) maxalign = (MPI_Aint)t->size;
-  }
-  /* Pad the extent to the alignment of the largest member, as C does for structs (MPI's
-   * implementation-defined epsilon; MPICH and Open MPI do the same). */
-  if (b.have_bounds) {
-    if (maxalign > 8) maxalign = 8;
-    MPI_Aint ext = b.ub - b.lb;
-    if (ext % maxalign) b.ub += maxalign - ext % maxalign;
-  }
-  return sfm_b_finish(&b, newtype, "MPI_Type_create_struct");
-}
-
-int MPI_Type_create_resized(MPI_Datatype old, MPI_Aint lb, MPI_Aint extent, MPI_Datatype *newtype) {
-  SFM_OLD("MPI_Type_create_resized", old, o, 1);
-  if (sfm_b_append(&b, o, 1, 0, o->extent) < 0) SFM_FAIL_NOMEM("MPI_Type_create_resized");
-  b.lb = lb;
-  b.ub = lb + extent;
-  b.have_bounds = 1;
-  return sfm_b_finish(&b, newtype, "MPI_Type_create_resized");
-}
-
-int MPI_Type_dup(MPI_Datatype old, MPI_Datatype *newtype) {
-  int rc;
-  SFM_OLD("MPI_Type_dup", old, o, 1);
-  if (sfm_b_append(&b, o, 1, 0, o->extent) < 0) SFM_FAIL_NOMEM("MPI_Type_dup");
-  b.lb = o->lb;
-  b.ub = o->lb + o->extent;
-  rc = sfm_b_finish(&b, newtype, "MPI_Type_dup");
-  if (rc == MPI_SUCCESS) sfm.types[*newtype].committed = o->committed;
-  return rc;
-}
-
 int MPI_Type_commit(MPI_Datatype *t) {
   sfm_type *ty;
   SFM_INIT_CHECK("MPI_Type_commit");
@@ -393,12 +188,13 @@ int MPI_Type_commit(MPI_Datatype *t) {
 int MPI_Type_free(MPI_Datatype *t) {
   sfm_type *ty;
   SFM_INIT_CHECK("MPI_Type_free");
-  if (t == NULL || (ty = sfm_type_get(*t)) == NULL)
+  if (t == NULL || (ty = sfm_type_get(*t)) == NULL || ty->freed)
     return sfm_error(MPI_COMM_WORLD, "MPI_Type_free", MPI_ERR_TYPE, "invalid datatype");
   if (ty->predefined) return sfm_error(MPI_COMM_WORLD, "MPI_Type_free", MPI_ERR_TYPE, "cannot free predefined %s", ty->name);
-  free(ty->blocks);
-  free(ty->runs);
-  memset(ty, 0, sizeof *ty);
+  sfm_attrs_clear(SFM_OBJ_TYPE, *t, &sfm_type_get(*t)->attrs);
+  ty = sfm_type_get(*t);
+  ty->freed = 1;
+  if (ty->refs <= 0) sfm_type_release(ty);
   *t = MPI_DATATYPE_NULL;
   return MPI_SUCCESS;
 }
@@ -501,5 +297,87 @@ int MPI_Unpack(const void *inbuf, int insize, int *position, void *outbuf, int o
                      insize, position ? *position : -1);
   sfm_unpack(ty, (const char *)inbuf + *position, need, outbuf, outcount);
   *position += (int)need;
+  return MPI_SUCCESS;
+}
+
+int MPI_Type_set_name(MPI_Datatype t, const char *name) {
+  sfm_type *ty = sfm_type_get(t);
+  if (ty == NULL || name == NULL) return sfm_error(MPI_COMM_WORLD, "MPI_Type_set_name", MPI_ERR_TYPE, "invalid datatype %d or NULL name", (int)t);
+  snprintf(ty->name, sizeof ty->name, "%s", name);
+  return MPI_SUCCESS;
+}
+
+int MPI_Type_get_name(MPI_Datatype t, char *name, int *len) {
+  sfm_type *ty = sfm_type_get(t);
+  if (ty == NULL || name == NULL || len == NULL)
+    return sfm_error(MPI_COMM_WORLD, "MPI_Type_get_name", MPI_ERR_TYPE, "invalid datatype %d or NULL argument", (int)t);
+  *len = snprintf(name, MPI_MAX_OBJECT_NAME, "%s", ty->name);
+  return MPI_SUCCESS;
+}
+
+int MPI_Type_size_x(MPI_Datatype t, MPI_Count *size) {
+  sfm_type *ty = sfm_type_get(t);
+  if (ty == NULL || size == NULL) return sfm_error(MPI_COMM_WORLD, "MPI_Type_size_x", MPI_ERR_TYPE, "invalid datatype %d", (int)t);
+  *size = (MPI_Count)ty->size;
+  return MPI_SUCCESS;
+}
+
+int MPI_Type_get_extent_x(MPI_Datatype t, MPI_Count *lb, MPI_Count *extent) {
+  MPI_Aint l, e;
+  int rc = MPI_Type_get_extent(t, &l, &e);
+  if (rc != MPI_SUCCESS) return rc;
+  if (lb) *lb = l;
+  if (extent) *extent = e;
+  return MPI_SUCCESS;
+}
+
+int MPI_Type_get_true_extent_x(MPI_Datatype t, MPI_Count *lb, MPI_Count *extent) {
+  MPI_Aint l, e;
+  int rc = MPI_Type_get_true_extent(t, &l, &e);
+  if (rc != MPI_SUCCESS) return rc;
+  if (lb) *lb = l;
+  if (extent) *extent = e;
+  return MPI_SUCCESS;
+}
+
+MPI_Aint MPI_Aint_add(MPI_Aint base, MPI_Aint disp) { return (MPI_Aint)((char *)base + disp); }
+MPI_Aint MPI_Aint_diff(MPI_Aint a, MPI_Aint b) { return (MPI_Aint)((char *)a - (char *)b); }
+
+int MPI_Get_elements_x(const MPI_Status *st, MPI_Datatype t, MPI_Count *count) {
+  int n, rc = MPI_Get_elements(st, t, &n);
+  if (rc == MPI_SUCCESS && count) *count = n;
+  return rc;
+}
+
+/* The bytes a status must hold for MPI_Get_elements(t) to say `count`: whole items, then the
+ * remaining basic elements in the type's order. */
+static long long sfm_elements_bytes(const sfm_type *ty, MPI_Count count) {
+  long long bytes, rem;
+  if (ty->nbasic == 0) return 0;
+  bytes = (long long)(count / (MPI_Count)ty->nbasic) * (long long)ty->size;
+  rem = count % (MPI_Count)ty->nbasic;
+  for (int k = 0; k < ty->nruns && rem > 0; k++) {
+    size_t es = ty->runs[k].basic >= 0 ? sf_dtype_size((sf_dtype)ty->runs[k].basic) : ty->size / ty->nbasic;
+    long long take = rem < (long long)ty->runs[k].count ? rem : (long long)ty->runs[k].count;
+    bytes += take * (long long)es;
+    rem -= take;
+  }
+  return bytes;
+}
+
+int MPI_Status_set_elements_x(MPI_Status *st, MPI_Datatype t, MPI_Count count) {
+  sfm_type *ty = sfm_type_get(t);
+  if (st == NULL || ty == NULL || count < 0)
+    return sfm_error(MPI_COMM_WORLD, "MPI_Status_set_elements", MPI_ERR_ARG, "invalid status, datatype %d or count %lld",
+                     (int)t, (long long)count);
+  st->sf_count = sfm_elements_bytes(ty, count);
+  return MPI_SUCCESS;
+}
+
+int MPI_Status_set_elements(MPI_Status *st, MPI_Datatype t, int count) { return MPI_Status_set_elements_x(st, t, count); }
+
+int MPI_Status_set_cancelled(MPI_Status *st, int flag) {
+  if (st == NULL) return sfm_error(MPI_COMM_WORLD, "MPI_Status_set_cancelled", MPI_ERR_ARG, "status is NULL");
+  st->sf_cancelled = flag != 0;
   return MPI_SUCCESS;
 }

@@ -68,54 +68,154 @@ int MPI_Group_rank(MPI_Group group, int *rank) {
   return MPI_SUCCESS;
 }
 
-int MPI_Group_incl(MPI_Group group, int n, const int ranks[], MPI_Group *newgroup) {
-  int *w;
-  SFM_GROUP("MPI_Group_incl", group, g);
-  if (n < 0 || n > g->size || newgroup == NULL)
-    return sfm_error(MPI_COMM_WORLD, "MPI_Group_incl", MPI_ERR_ARG, "n %d out of range for a group of size %d", n, g->size);
+/* A new group of world ranks w[0..n-1] (MPI_GROUP_EMPTY when n is 0); MPI code, raised. */
+static int sfm_group_make(const char *fn, int n, const int *w, MPI_Group *newgroup) {
   if (n == 0) {
     *newgroup = MPI_GROUP_EMPTY;
     return MPI_SUCCESS;
   }
-  w = malloc((size_t)n * sizeof(int));
-  if (w == NULL) return sfm_error(MPI_COMM_WORLD, "MPI_Group_incl", MPI_ERR_NO_MEM, "out of memory");
-  for (int i = 0; i < n; i++) {
-    if (ranks[i] < 0 || ranks[i] >= g->size) {
-      free(w);
-      return sfm_error(MPI_COMM_WORLD, "MPI_Group_incl", MPI_ERR_RANK, "rank %d out of range for a group of size %d",
-                       ranks[i], g->size);
-    }
-    w[i] = g->world[ranks[i]];
-  }
-  if (sfm_group_new(n, w, newgroup) < 0) {
-    free(w);
-    return sfm_error(MPI_COMM_WORLD, "MPI_Group_incl", MPI_ERR_NO_MEM, "out of memory");
-  }
-  free(w);
+  if (sfm_group_new(n, w, newgroup) < 0) return sfm_error(MPI_COMM_WORLD, fn, MPI_ERR_NO_MEM, "out of memory");
   return MPI_SUCCESS;
 }
 
-int MPI_Group_excl(MPI_Group group, int n, const int ranks[], MPI_Group *newgroup) {
-  int *w, k = 0;
-  SFM_GROUP("MPI_Group_excl", group, g);
-  if (n < 0 || n > g->size || newgroup == NULL)
-    return sfm_error(MPI_COMM_WORLD, "MPI_Group_excl", MPI_ERR_ARG, "n %d out of range for a group of size %d", n, g->size);
-  w = malloc((size_t)(g->size ? g->size : 1) * sizeof(int));
-  if (w == NULL) return sfm_error(MPI_COMM_WORLD, "MPI_Group_excl", MPI_ERR_NO_MEM, "out of memory");
-  for (int i = 0; i < g->size; i++) {
-    int ex = 0;
-    for (int j = 0; j < n; j++)
-      if (ranks[j] == i) ex = 1;
-    if (!ex) w[k++] = g->world[i];
+/* Check a list of n distinct ranks of g (MPI_Group_incl/excl); marks them in seen[]. */
+static int sfm_ranks_ok(const char *fn, const sfm_group *g, int n, const int *ranks, unsigned char *seen) {
+  if (n < 0 || n > g->size)
+    return sfm_error(MPI_COMM_WORLD, fn, MPI_ERR_ARG, "n %d out of range for a group of size %d", n, g->size);
+  if (n > 0 && ranks == NULL) return sfm_error(MPI_COMM_WORLD, fn, MPI_ERR_ARG, "ranks is NULL");
+  for (int i = 0; i < n; i++) {
+    if (ranks[i] < 0 || ranks[i] >= g->size)
+      return sfm_error(MPI_COMM_WORLD, fn, MPI_ERR_RANK, "ranks[%d] = %d out of range for a group of size %d", i, ranks[i],
+                       g->size);
+    if (seen[ranks[i]]) return sfm_error(MPI_COMM_WORLD, fn, MPI_ERR_RANK, "rank %d is listed twice", ranks[i]);
+    seen[ranks[i]] = 1;
   }
-  if (k == 0) {
-    *newgroup = MPI_GROUP_EMPTY;
-  } else if (sfm_group_new(k, w, newgroup) < 0) {
+  return MPI_SUCCESS;
+}
+
+/* incl: the listed ranks in list order; excl: the others in group order. */
+static int sfm_group_pick(const char *fn, MPI_Group group, int n, const int *ranks, int excl, MPI_Group *newgroup) {
+  int *w, k = 0, rc;
+  unsigned char *seen;
+  SFM_GROUP(fn, group, g);
+  if (newgroup == NULL) return sfm_error(MPI_COMM_WORLD, fn, MPI_ERR_ARG, "newgroup is NULL");
+  w = malloc((size_t)(g->size ? g->size : 1) * sizeof(int));
+  seen = calloc((size_t)(g->size ? g->size : 1), 1);
+  if (w == NULL || seen == NULL) {
     free(w);
-    return sfm_error(MPI_COMM_WORLD, "MPI_Group_excl", MPI_ERR_NO_MEM, "out of memory");
+    free(seen);
+    return sfm_error(MPI_COMM_WORLD, fn, MPI_ERR_NO_MEM, "out of memory");
+  }
+  rc = sfm_ranks_ok(fn, g, n, ranks, seen);
+  if (rc == MPI_SUCCESS) {
+    if (excl) {
+      for (int i = 0; i < g->size; i++)
+        if (!seen[i]) w[k++] = g->world[i];
+    } else {
+      for (int i = 0; i < n; i++) w[k++] = g->world[ranks[i]];
+    }
+    rc = sfm_group_make(fn, k, w, newgroup);
   }
   free(w);
+  free(seen);
+  return rc;
+}
+
+int MPI_Group_incl(MPI_Group group, int n, const int ranks[], MPI_Group *newgroup) {
+  return sfm_group_pick("MPI_Group_incl", group, n, ranks, 0, newgroup);
+}
+
+int MPI_Group_excl(MPI_Group group, int n, const int ranks[], MPI_Group *newgroup) {
+  return sfm_group_pick("MPI_Group_excl", group, n, ranks, 1, newgroup);
+}
+
+/* Expand (first, last, stride) triplets into ranks of a group of `size`. */
+static int sfm_ranges(const char *fn, int size, int n, int ranges[][3], int **out, int *nout) {
+  int cap = 0, k = 0, *r = NULL;
+  if (n < 0 || (n > 0 && ranges == NULL)) return sfm_error(MPI_COMM_WORLD, fn, MPI_ERR_ARG, "bad n %d or NULL ranges", n);
+  for (int i = 0; i < n; i++) {
+    int first = ranges[i][0], last = ranges[i][1], stride = ranges[i][2];
+    if (stride == 0 || first < 0 || first >= size || last < 0 || last >= size || (stride > 0 && first > last) ||
+        (stride < 0 && first < last)) {
+      free(r);
+      return sfm_error(MPI_COMM_WORLD, fn, MPI_ERR_RANK, "range %d (%d, %d, %d) does not fit a group of size %d", i, first,
+                       last, stride, size);
+    }
+    for (int v = first; stride > 0 ? v <= last : v >= last; v += stride) {
+      if (k == cap) {
+        int nc = cap ? cap * 2 : 16;
+        int *p = realloc(r, (size_t)nc * sizeof *p);
+        if (p == NULL) {
+          free(r);
+          return sfm_error(MPI_COMM_WORLD, fn, MPI_ERR_NO_MEM, "out of memory");
+        }
+        r = p;
+        cap = nc;
+      }
+      r[k++] = v;
+    }
+  }
+  *out = r;
+  *nout = k;
   return MPI_SUCCESS;
+}
+
+static int sfm_group_range(const char *fn, MPI_Group group, int n, int ranges[][3], int excl, MPI_Group *newgroup) {
+  int *r = NULL, k = 0, rc;
+  SFM_GROUP(fn, group, g);
+  rc = sfm_ranges(fn, g->size, n, ranges, &r, &k);
+  if (rc != MPI_SUCCESS) return rc;
+  rc = sfm_group_pick(fn, group, k, r, excl, newgroup);
+  free(r);
+  return rc;
+}
+
+int MPI_Group_range_incl(MPI_Group group, int n, int ranges[][3], MPI_Group *newgroup) {
+  return sfm_group_range("MPI_Group_range_incl", group, n, ranges, 0, newgroup);
+}
+
+int MPI_Group_range_excl(MPI_Group group, int n, int ranges[][3], MPI_Group *newgroup) {
+  return sfm_group_range("MPI_Group_range_excl", group, n, ranges, 1, newgroup);
+}
+
+enum { SFM_UNION, SFM_INTERSECTION, SFM_DIFFERENCE };
+
+static int sfm_in_list(const int *w, int n, int x) {
+  for (int i = 0; i < n; i++)
+    if (w[i] == x) return 1;
+  return 0;
+}
+
+/* MPI 6.3.2: union = group1's members, then group2's not in group1; intersection and
+ * difference keep group1's order. */
+static int sfm_group_setop(const char *fn, int op, MPI_Group group1, MPI_Group group2, MPI_Group *newgroup) {
+  int *w, k = 0, rc;
+  SFM_GROUP(fn, group1, a);
+  sfm_group *b = group2 == MPI_GROUP_EMPTY ? &sfm.groups[MPI_GROUP_EMPTY] : sfm_group_get(group2);
+  if (b == NULL) return sfm_error(MPI_COMM_WORLD, fn, MPI_ERR_GROUP, "invalid group %d", group2);
+  if (newgroup == NULL) return sfm_error(MPI_COMM_WORLD, fn, MPI_ERR_ARG, "newgroup is NULL");
+  w = malloc((size_t)(a->size + b->size + 1) * sizeof(int));
+  if (w == NULL) return sfm_error(MPI_COMM_WORLD, fn, MPI_ERR_NO_MEM, "out of memory");
+  for (int i = 0; i < a->size; i++) {
+    int inb = sfm_in_list(b->world, b->size, a->world[i]);
+    if (op == SFM_UNION || (op == SFM_INTERSECTION && inb) || (op == SFM_DIFFERENCE && !inb)) w[k++] = a->world[i];
+  }
+  if (op == SFM_UNION)
+    for (int i = 0; i < b->size; i++)
+      if (!sfm_in_list(a->world, a->size, b->world[i])) w[k++] = b->world[i];
+  rc = sfm_group_make(fn, k, w, newgroup);
+  free(w);
+  return rc;
+}
+
+int MPI_Group_union(MPI_Group group1, MPI_Group group2, MPI_Group *newgroup) {
+  return sfm_group_setop("MPI_Group_union", SFM_UNION, group1, group2, newgroup);
+}
+int MPI_Group_intersection(MPI_Group group1, MPI_Group group2, MPI_Group *newgroup) {
+  return sfm_group_setop("MPI_Group_intersection", SFM_INTERSECTION, group1, group2, newgroup);
+}
+int MPI_Group_difference(MPI_Group group1, MPI_Group group2, MPI_Group *newgroup) {
+  return sfm_group_setop("MPI_Group_difference", SFM_DIFFERENCE, group1, group2, newgroup);
 }
 
 int MPI_Group_translate_ranks(MPI_Group group1, int n, const int ranks1[], MPI_Group group2, int ranks2[]) {

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,12 @@
 
 sfm_state sfm = {0};
 
+/* Thread levels: the data plane's job handle is used from one thread at a time, so libsfmpi
+ * provides up to MPI_THREAD_SERIALIZED (several threads may call MPI, never at the same time).
+ * MPI_THREAD_MULTIPLE is not provided: a lock around every call would deadlock a thread
+ * blocked in MPI_Recv against the thread that must send the message it waits for. */
 static int sfm_thread_level = MPI_THREAD_SINGLE;
+static pthread_t sfm_main_thread;
 
 static int sfm_parse_int(const char *s, long lo, long hi, long *out) {
   char *end;
@@ -39,7 +45,6 @@ int MPI_Init_thread(int *argc, char ***argv, int required, int *provided) {
   sf_job_options o;
   int rc;
   (void)argc;
-  (void)argv;
   if (sfm.initialized) return sfm_error(MPI_COMM_WORLD, "MPI_Init", MPI_ERR_OTHER, "MPI_Init called twice");
   sfm.ctl_fd = -1;
   s = getenv("SFMPI_CONTROL_FD");
@@ -69,10 +74,14 @@ int MPI_Init_thread(int *argc, char ***argv, int required, int *provided) {
   sfm.rank = rc;
   sfm_jobctl_links();
   sfm_jobctl_started();
-  sfm.next_ctx = 4;
-  if (sfm_comms_init() < 0 || sfm_types_init() < 0 || sfm_ops_init() < 0) sfm_init_fail("out of memory");
+  sfm.next_ctx = 2 * (int)SFM_CTX_BLOCK; /* after MPI_COMM_WORLD's and MPI_COMM_SELF's blocks */
+  sfm_thread_level = required > MPI_THREAD_SERIALIZED ? MPI_THREAD_SERIALIZED : required < 0 ? MPI_THREAD_SINGLE : required;
+  if (sfm_comms_init() < 0 || sfm_types_init() < 0 || sfm_ops_init() < 0 ||
+      sfm_info_init(argv && *argv && **argv ? (*argv)[0] : NULL, sfm_thread_level) < 0)
+    sfm_init_fail("out of memory");
+  sfm_progress_init();
+  sfm_main_thread = pthread_self();
   sfm.initialized = 1;
-  sfm_thread_level = required > MPI_THREAD_SERIALIZED ? MPI_THREAD_SERIALIZED : required;
   if (provided) *provided = sfm_thread_level;
   return MPI_SUCCESS;
 }
@@ -95,7 +104,14 @@ int MPI_Query_thread(int *provided) {
 }
 
 int MPI_Is_thread_main(int *flag) {
-  if (flag) *flag = 1;
+  SFM_INIT_CHECK("MPI_Is_thread_main");
+  if (flag) *flag = pthread_equal(pthread_self(), sfm_main_thread) != 0;
+  return MPI_SUCCESS;
+}
+
+/* Profiling control: no profiler is attached, so every level means nothing to do (MPI 14.2.4). */
+int MPI_Pcontrol(const int level, ...) {
+  (void)level;
   return MPI_SUCCESS;
 }
 
@@ -104,6 +120,9 @@ int MPI_Finalize(void) {
   sf_group g;
   int rc;
   SFM_INIT_CHECK("MPI_Finalize");
+  /* MPI_Finalize first deletes MPI_COMM_SELF's attributes, a hook libraries use (MPI 8.7.1) */
+  rc = sfm_attrs_clear(SFM_OBJ_COMM, MPI_COMM_SELF, &sfm_comm_get(MPI_COMM_SELF)->attrs);
+  if (rc != MPI_SUCCESS) return sfm_error(MPI_COMM_WORLD, "MPI_Finalize", rc, "an attribute delete callback of MPI_COMM_SELF failed");
   rc = sfm_drain_detached("MPI_Finalize");
   if (rc != MPI_SUCCESS) return rc;
   w = sfm_comm_get(MPI_COMM_WORLD);

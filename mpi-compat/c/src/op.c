@@ -114,3 +114,31 @@ const void *sfm_red_in(sfm_red *r, const void *buf, int count, void **tmp) {
   return *tmp;
 }
 
+
+/* inout = in (op) inout on this rank alone: the combine a reduction would run, in the same
+ * wire layout (packed for a predefined op on a non-contiguous type). */
+int MPI_Reduce_local(const void *inbuf, void *inoutbuf, int count, MPI_Datatype dt, MPI_Op op) {
+  sfm_red r;
+  void *tin = NULL, *tio = NULL;
+  const void *in;
+  void *io = inoutbuf;
+  int rc;
+  SFM_INIT_CHECK("MPI_Reduce_local");
+  rc = sfm_red_setup(MPI_COMM_WORLD, "MPI_Reduce_local", dt, op, count, &r);
+  if (rc != MPI_SUCCESS || count == 0) return rc;
+  in = sfm_red_in(&r, inbuf, count, &tin);
+  if (r.packed) io = (void *)sfm_red_in(&r, inoutbuf, count, &tio); /* a packed copy (tio), written then unpacked */
+  if ((r.packed && (in == NULL || io == NULL)) || in == NULL) {
+    free(tin);
+    free(tio);
+    return sfm_error(MPI_COMM_WORLD, "MPI_Reduce_local", MPI_ERR_NO_MEM, "out of memory");
+  }
+  rc = r.fn(in, io, r.unit * (size_t)count, r.arg);
+  if (rc >= 0 && r.packed) sfm_unpack(r.t, io, r.unit * (size_t)count, inoutbuf, count);
+  free(tin);
+  free(tio);
+  return rc < 0 ? sfm_dp_error(MPI_COMM_WORLD, "MPI_Reduce_local", rc) : MPI_SUCCESS;
+}
+
+/* Does op commute (predefined ops all do; a user op as MPI_Op_create was told)? */
+int sfm_red_commutes(MPI_Op op) { return op > 0 && op < sfm.nops && sfm.ops[op].used && sfm.ops[op].commute; }

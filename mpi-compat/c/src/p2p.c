@@ -26,35 +26,38 @@ int sfm_peer(const sfm_comm *c, int r) {
   return r == MPI_PROC_NULL ? SF_PROC_NULL : r == MPI_ANY_SOURCE ? SF_ANY_SOURCE : c->world[r];
 }
 
-/* Start a send (SFM_RQ_SEND) or a receive (SFM_RQ_RECV) of `count` items of `dt`: a
- * non-contiguous type travels through a temporary buffer, packed now or unpacked on completion. */
-static int sfm_post(const char *fn, int kind, void *buf, int count, MPI_Datatype dt, int peer, int tag, MPI_Comm comm,
-                    int sync, MPI_Request *request) {
-  int rc, recv = kind == SFM_RQ_RECV;
-  sfm_req *rq;
-  sfm_type *t;
-  size_t bytes;
-  void *data = buf;
+/* Check the arguments of a send or receive (raising the error through comm's handler). */
+int sfm_p2p_args(const char *fn, int recv, int count, MPI_Datatype dt, int peer, int tag, MPI_Comm comm) {
+  int rc;
   SFM_P2P_CHECK(fn, comm, c, dt, count);
+  (void)c;
   if ((rc = sfm_check_rank(comm, fn, recv ? "source" : "dest", peer, recv)) != MPI_SUCCESS) return rc;
   if ((tag < 0 && !(recv && tag == MPI_ANY_TAG)) || tag > SF_TAG_MAX)
     return sfm_error(comm, fn, MPI_ERR_TAG, "tag %d out of range 0..%d%s", tag, SF_TAG_MAX, recv ? " (or MPI_ANY_TAG)" : "");
-  if (request == NULL) return sfm_error(comm, fn, MPI_ERR_ARG, "request is NULL");
-  if (sfm_req_new(request, &rq) < 0) return sfm_error(comm, fn, MPI_ERR_NO_MEM, "out of memory");
-  t = sfm_type_get(dt);
-  bytes = t->size * (size_t)count;
+  return MPI_SUCCESS;
+}
+
+/* Start the data-plane operation of request rq (checked arguments): a send (SFM_RQ_SEND) or a
+ * receive (SFM_RQ_RECV) of `count` items of `dt`. A non-contiguous type travels through a
+ * temporary buffer, packed now or unpacked on completion (holding a reference to the type).
+ * Returns an MPI code, not raised; on failure rq holds nothing. */
+int sfm_req_post(sfm_req *rq, const char *fn, int kind, void *buf, int count, MPI_Datatype dt, int peer, int tag,
+                 MPI_Comm comm, int sync) {
+  int rc, recv = kind == SFM_RQ_RECV;
+  sfm_comm *c = sfm_comm_get(comm);
+  sfm_type *t = sfm_type_get(dt);
+  size_t bytes = t->size * (size_t)count;
+  void *data = buf;
   rq->kind = kind;
   rq->comm = comm;
   if (!t->contig && bytes) {
     rq->tmp = malloc(bytes);
-    if (rq->tmp == NULL) {
-      sfm_req_drop(*request);
-      return sfm_error(comm, fn, MPI_ERR_NO_MEM, "out of memory for %zu bytes", bytes);
-    }
+    if (rq->tmp == NULL) return sfm_code(MPI_ERR_NO_MEM, "%s: out of memory for %zu bytes", fn, bytes);
     if (recv) {
       rq->ubuf = buf;
       rq->ucount = count;
       rq->utype = dt;
+      sfm_type_ref(dt);
     } else {
       sfm_pack(t, buf, count, rq->tmp);
     }
@@ -66,9 +69,28 @@ static int sfm_post(const char *fn, int kind, void *buf, int count, MPI_Datatype
     rc = sf_isend(sfm.job, data, bytes, sfm_peer(c, peer), c->ctx, tag, sync, &rq->req);
   if (rc < 0) {
     free(rq->tmp);
+    rq->tmp = NULL;
+    if (rq->utype) sfm_type_unref(rq->utype);
+    rq->utype = MPI_DATATYPE_NULL;
+    rq->req = NULL;
+    return sfm_dp_code(fn, rc);
+  }
+  return MPI_SUCCESS;
+}
+
+/* Start a send or a receive as a new request. */
+static int sfm_post(const char *fn, int kind, void *buf, int count, MPI_Datatype dt, int peer, int tag, MPI_Comm comm,
+                    int sync, MPI_Request *request) {
+  sfm_req *rq;
+  int rc = sfm_p2p_args(fn, kind == SFM_RQ_RECV, count, dt, peer, tag, comm);
+  if (rc != MPI_SUCCESS) return rc;
+  if (request == NULL) return sfm_error(comm, fn, MPI_ERR_ARG, "request is NULL");
+  if (sfm_req_new(request, &rq) < 0) return sfm_error(comm, fn, MPI_ERR_NO_MEM, "out of memory");
+  rc = sfm_req_post(rq, fn, kind, buf, count, dt, peer, tag, comm, sync);
+  if (rc != MPI_SUCCESS) {
     sfm_req_drop(*request);
     *request = MPI_REQUEST_NULL;
-    return sfm_dp_error(comm, fn, rc);
+    return sfm_raise(comm, rc);
   }
   return MPI_SUCCESS;
 }

@@ -1,7 +1,15 @@
 /*
  * requests.c: the MPI request table and completion: Wait/Test in all their forms,
- * MPI_Request_free, and the detached requests (freed while pending, buffered sends) that
- * complete in the background.
+ * MPI_Request_get_status, MPI_Request_free, and the detached requests (freed while pending,
+ * buffered sends) that complete in the background.
+ *
+ * A request is one of
+ *   SEND / RECV  a data-plane request (req), or none: completed at start or cancelled;
+ *   DONE         complete when started (buffered sends, file operations): status stored;
+ *   OBJ          completed by an object of its own (a schedule, a one-sided operation):
+ *                ops->done says when; waiting for it blocks in sfm_wait_until (progress.c).
+ * Persistent requests (persist.c) are SEND / RECV requests that stay allocated: completing
+ * one makes it inactive, and an inactive request counts as a null one in every call here.
  */
 #include "sfmpi.h"
 
@@ -9,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- requests ---------------------------------------------------------------------------- */
+/* ---- the table ------------------------------------------------------------------------------ */
 
 static int sfm_req_hint = 1;
 
@@ -56,11 +64,26 @@ void sfm_empty_status(MPI_Status *st) {
   st->sf_cancelled = 0;
 }
 
-/* Finish a completed request: fill the MPI status, unpack, free temporaries. Returns the
- * request's own MPI error code (truncation), without applying the error handler. */
+/* An inactive persistent request, or none at all, takes no part in completion calls. */
+static int sfm_rq_active(const sfm_req *rq) { return rq && (!rq->persist || rq->active); }
+
+/* Has an active request completed? (no progress is made here) */
+static int sfm_rq_done(const sfm_req *rq) {
+  switch (rq->kind) {
+  case SFM_RQ_OBJ: return rq->ops->done(rq->obj);
+  case SFM_RQ_DONE: return 1;
+  default: return rq->req == NULL || sf_req_done(rq->req);
+  }
+}
+
+/* Finish a completed SEND / RECV / DONE request: fill the MPI status, unpack, free temporaries.
+ * Returns the request's own MPI error code (truncation), without applying the error handler. */
 int sfm_finish(sfm_req *rq, int rc, const sf_status *st, MPI_Status *status, const char *fn) {
   int code = MPI_SUCCESS;
-  if (rq->kind == SFM_RQ_RECV) {
+  if (rq->cancelled) {
+    sfm_empty_status(status);
+    if (status) status->sf_cancelled = 1;
+  } else if (rq->kind == SFM_RQ_RECV) {
     sfm_comm *c = sfm_comm_get(rq->comm);
     if (status) {
       status->MPI_SOURCE = st->source == SF_PROC_NULL ? MPI_PROC_NULL : (c ? c->inv[st->source] : st->source);
@@ -72,48 +95,79 @@ int sfm_finish(sfm_req *rq, int rc, const sf_status *st, MPI_Status *status, con
       sfm_type *t = sfm_type_get(rq->utype);
       if (t) sfm_unpack(t, rq->tmp, st->count, rq->ubuf, rq->ucount);
     }
-  } else if (status && rq->kind == SFM_RQ_SEND) {
-    status->MPI_SOURCE = MPI_ANY_SOURCE;
-    status->MPI_TAG = MPI_ANY_TAG;
-    status->sf_count = 0;
-    status->sf_cancelled = 0;
+  } else if (rq->kind == SFM_RQ_DONE) {
+    if (status) *status = rq->status;
+    code = rq->err;
+  } else {
+    sfm_empty_status(status);
   }
-  if (rq->kind == SFM_RQ_DONE && status) *status = rq->status;
   if (rc == SF_ETRUNCATE) code = sfm_dp_code(fn, rc);
   free(rq->tmp);
   rq->tmp = NULL;
+  if (rq->utype) sfm_type_unref(rq->utype);
+  rq->utype = MPI_DATATYPE_NULL;
   if (rq->bsend_bytes) sfm.bused -= rq->bsend_bytes;
   rq->bsend_bytes = 0;
   return code;
 }
 
+/* Complete a request whose operation finished: status, its own error code, then release it
+ * (a persistent one becomes inactive and keeps its handle). */
+static int sfm_complete(MPI_Request *request, sfm_req *rq, int rc, const sf_status *st, MPI_Status *status,
+                        const char *fn) {
+  int code;
+  if (rq->kind == SFM_RQ_OBJ) {
+    code = rq->ops->finish(rq->obj, status);
+    rq->ops->release(rq->obj);
+    rq->obj = NULL;
+  } else {
+    code = sfm_finish(rq, rc, st, status, fn);
+  }
+  if (rq->persist) {
+    rq->active = 0;
+    rq->req = NULL;
+    rq->cancelled = 0;
+  } else {
+    sfm_req_drop(*request);
+    *request = MPI_REQUEST_NULL;
+  }
+  return code;
+}
+
 /* ---- completion -------------------------------------------------------------------------- */
 
-/* Wait for one request and release it (*request = MPI_REQUEST_NULL). */
+/* Wait for one request and complete it. Returns a failure of the wait itself (not raised);
+ * the request's own error code goes to *req_code. */
 int sfm_wait1(MPI_Request *request, MPI_Status *status, const char *fn, int *req_code) {
   sfm_req *rq = sfm_req_get(*request);
   sf_status st;
-  int rc;
+  int rc = 0;
   *req_code = MPI_SUCCESS;
-  if (rq == NULL) {
+  if (!sfm_rq_active(rq)) {
     sfm_empty_status(status);
     return MPI_SUCCESS;
   }
   memset(&st, 0, sizeof st);
-  if (rq->req) {
+  if (rq->kind == SFM_RQ_OBJ) {
+    if (!rq->ops->done(rq->obj)) {
+      int code = sfm_wait_until(rq->ops->done, NULL, rq->obj, fn);
+      if (code != MPI_SUCCESS) return code;
+    }
+  } else if (rq->req) {
     sf_job_set_label(sfm.job, fn);
     rc = sf_wait(sfm.job, rq->req, &st);
     sf_job_set_label(sfm.job, NULL);
     if (rc < 0 && rc != SF_ETRUNCATE) return sfm_dp_code(fn, rc);
     sf_req_free(sfm.job, rq->req);
     rq->req = NULL;
-  } else {
-    rc = 0;
   }
-  *req_code = sfm_finish(rq, rc, &st, status, fn);
-  sfm_req_drop(*request);
-  *request = MPI_REQUEST_NULL;
+  *req_code = sfm_complete(request, rq, rc, &st, status, fn);
   return MPI_SUCCESS;
+}
+
+/* Complete a request known to be done (sf_wait on a done request does not block). */
+static int sfm_take(MPI_Request *request, MPI_Status *status, const char *fn, int *code) {
+  return sfm_wait1(request, status, fn, code);
 }
 
 /* The outcome of a completed wait: `rc` a failure of the wait itself, `code` the request's own
@@ -127,16 +181,19 @@ int sfm_wait_result(MPI_Comm comm, int rc, int code, MPI_Status *status) {
   return MPI_SUCCESS;
 }
 
+static MPI_Comm sfm_req_comm(MPI_Request r) {
+  sfm_req *rq = sfm_req_get(r);
+  return rq ? rq->comm : MPI_COMM_WORLD;
+}
+
 int MPI_Wait(MPI_Request *request, MPI_Status *status) {
   int code, rc;
+  MPI_Comm comm;
   SFM_INIT_CHECK("MPI_Wait");
   if (request == NULL) return sfm_error(MPI_COMM_WORLD, "MPI_Wait", MPI_ERR_REQUEST, "request is NULL");
-  {
-    sfm_req *rq = sfm_req_get(*request);
-    MPI_Comm comm = rq ? rq->comm : MPI_COMM_WORLD;
-    rc = sfm_wait1(request, status, "MPI_Wait", &code);
-    return sfm_wait_result(comm, rc, code, status);
-  }
+  comm = sfm_req_comm(*request);
+  rc = sfm_wait1(request, status, "MPI_Wait", &code);
+  return sfm_wait_result(comm, rc, code, status);
 }
 
 int MPI_Waitall(int count, MPI_Request requests[], MPI_Status statuses[]) {
@@ -146,9 +203,8 @@ int MPI_Waitall(int count, MPI_Request requests[], MPI_Status statuses[]) {
   if (count < 0 || (count > 0 && requests == NULL))
     return sfm_error(MPI_COMM_WORLD, "MPI_Waitall", MPI_ERR_ARG, "bad count %d or NULL requests", count);
   for (int i = 0; i < count; i++) {
-    sfm_req *rq = sfm_req_get(requests[i]);
     MPI_Status *st = statuses ? &statuses[i] : NULL;
-    if (rq) comm = rq->comm;
+    if (sfm_req_get(requests[i])) comm = sfm_req_comm(requests[i]);
     rc = sfm_wait1(&requests[i], st, "MPI_Waitall", &code);
     if (rc != MPI_SUCCESS) return sfm_raise(comm, rc);
     if (st) st->MPI_ERROR = code;
@@ -161,93 +217,127 @@ int MPI_Waitall(int count, MPI_Request requests[], MPI_Status statuses[]) {
   return MPI_SUCCESS;
 }
 
-int MPI_Waitany(int count, MPI_Request requests[], int *index, MPI_Status *status) {
+typedef struct {
+  MPI_Request *reqs;
+  int n;
+} sfm_any_arg;
+
+/* Index of the first active request that completed, -1 if none, -2 if no request is active. */
+static int sfm_first_done(const MPI_Request *reqs, int n) {
+  int active = 0;
+  for (int i = 0; i < n; i++) {
+    sfm_req *rq = sfm_req_get(reqs[i]);
+    if (!sfm_rq_active(rq)) continue;
+    active = 1;
+    if (sfm_rq_done(rq)) return i;
+  }
+  return active ? -1 : -2;
+}
+
+static int sfm_any_done(void *arg) {
+  sfm_any_arg *a = arg;
+  return sfm_first_done(a->reqs, a->n) != -1;
+}
+
+/* Block until some active request of reqs[0..n-1] completed (or none is active). Returns a
+ * failure of the wait (not raised). Data-plane requests alone wait in sf_wait_any; with a
+ * request of another kind among them, in sfm_wait_until. */
+static int sfm_wait_some_done(MPI_Request *reqs, int n, const char *fn) {
   sf_req **rs;
+  int rc, idx, plain = 1;
+  int first = sfm_first_done(reqs, n);
+  if (first != -1) return MPI_SUCCESS;
+  for (int i = 0; i < n; i++) {
+    sfm_req *rq = sfm_req_get(reqs[i]);
+    if (sfm_rq_active(rq) && rq->kind == SFM_RQ_OBJ) plain = 0;
+  }
+  if (!plain) {
+    sfm_any_arg a = {reqs, n};
+    return sfm_wait_until(sfm_any_done, NULL, &a, fn);
+  }
+  rs = calloc(n > 0 ? (size_t)n : 1u, sizeof *rs);
+  if (rs == NULL) return sfm_code(MPI_ERR_NO_MEM, "%s: out of memory", fn);
+  for (int i = 0; i < n; i++) {
+    sfm_req *rq = sfm_req_get(reqs[i]);
+    if (sfm_rq_active(rq)) rs[i] = rq->req;
+  }
+  sf_job_set_label(sfm.job, fn);
+  rc = sf_wait_any(sfm.job, rs, n, &idx);
+  sf_job_set_label(sfm.job, NULL);
+  free(rs);
+  return rc < 0 ? sfm_dp_code(fn, rc) : MPI_SUCCESS;
+}
+
+int MPI_Waitany(int count, MPI_Request requests[], int *index, MPI_Status *status) {
   int rc, idx, code;
-  MPI_Comm comm = MPI_COMM_WORLD;
+  MPI_Comm comm;
   SFM_INIT_CHECK("MPI_Waitany");
   if (count < 0 || index == NULL || (count > 0 && requests == NULL))
     return sfm_error(MPI_COMM_WORLD, "MPI_Waitany", MPI_ERR_ARG, "bad arguments");
-  rs = calloc((size_t)(count ? count : 1), sizeof *rs);
-  if (rs == NULL) return sfm_error(MPI_COMM_WORLD, "MPI_Waitany", MPI_ERR_NO_MEM, "out of memory");
   *index = MPI_UNDEFINED;
-  for (int i = 0; i < count; i++) {
-    sfm_req *rq = sfm_req_get(requests[i]);
-    if (rq == NULL) continue;
-    comm = rq->comm;
-    if (rq->req == NULL) { /* already complete */
-      free(rs);
-      *index = i;
-      rc = sfm_wait1(&requests[i], status, "MPI_Waitany", &code);
-      return code != MPI_SUCCESS ? sfm_raise(comm, code) : MPI_SUCCESS;
-    }
-    rs[i] = rq->req;
-  }
-  sf_job_set_label(sfm.job, "MPI_Waitany");
-  rc = sf_wait_any(sfm.job, rs, count, &idx);
-  sf_job_set_label(sfm.job, NULL);
-  free(rs);
-  if (rc < 0) return sfm_dp_error(comm, "MPI_Waitany", rc);
+  rc = sfm_wait_some_done(requests, count, "MPI_Waitany");
+  if (rc != MPI_SUCCESS) return sfm_raise(MPI_COMM_WORLD, rc);
+  idx = sfm_first_done(requests, count);
   if (idx < 0) {
     sfm_empty_status(status);
     return MPI_SUCCESS;
   }
   *index = idx;
-  comm = sfm_req_get(requests[idx])->comm;
-  rc = sfm_wait1(&requests[idx], status, "MPI_Waitany", &code);
+  comm = sfm_req_comm(requests[idx]);
+  rc = sfm_take(&requests[idx], status, "MPI_Waitany", &code);
   return sfm_wait_result(comm, rc, code, status);
 }
 
+/* Complete every active request that is done: *outcount of them, indices[] their positions. */
 static int sfm_collect_done(int count, MPI_Request requests[], int *outcount, int indices[], MPI_Status statuses[],
                             const char *fn) {
-  int n = 0, any_err = 0, code;
+  int n = 0, any_err = 0, code, active = 0;
   MPI_Comm comm = MPI_COMM_WORLD;
   for (int i = 0; i < count; i++) {
     sfm_req *rq = sfm_req_get(requests[i]);
-    if (rq == NULL) continue;
-    if (rq->req == NULL || sf_req_done(rq->req)) {
+    if (!sfm_rq_active(rq)) continue;
+    active = 1;
+    if (sfm_rq_done(rq)) {
       MPI_Status *st = statuses ? &statuses[n] : NULL;
+      int rc;
       comm = rq->comm;
-      sfm_wait1(&requests[i], st, fn, &code);
+      rc = sfm_take(&requests[i], st, fn, &code);
+      if (rc != MPI_SUCCESS) return sfm_raise(comm, rc);
       if (st) st->MPI_ERROR = code;
       if (code != MPI_SUCCESS) any_err = code;
       indices[n++] = i;
     }
   }
-  *outcount = n;
+  *outcount = active ? n : MPI_UNDEFINED;
   if (any_err) return sfm_raise(comm, statuses ? sfm_code(MPI_ERR_IN_STATUS, "%s: a request failed", fn) : any_err);
   return MPI_SUCCESS;
 }
 
 int MPI_Waitsome(int incount, MPI_Request requests[], int *outcount, int indices[], MPI_Status statuses[]) {
-  int idx, rc, active = 0;
-  sf_req **rs;
+  int rc;
   SFM_INIT_CHECK("MPI_Waitsome");
   if (incount < 0 || outcount == NULL || (incount > 0 && (requests == NULL || indices == NULL)))
     return sfm_error(MPI_COMM_WORLD, "MPI_Waitsome", MPI_ERR_ARG, "bad arguments");
-  rs = calloc((size_t)(incount ? incount : 1), sizeof *rs);
-  if (rs == NULL) return sfm_error(MPI_COMM_WORLD, "MPI_Waitsome", MPI_ERR_NO_MEM, "out of memory");
-  for (int i = 0; i < incount; i++) {
-    sfm_req *rq = sfm_req_get(requests[i]);
-    if (rq == NULL) continue;
-    active = 1;
-    if (rq->req == NULL) {
-      free(rs);
-      return sfm_collect_done(incount, requests, outcount, indices, statuses, "MPI_Waitsome");
-    }
-    rs[i] = rq->req;
-  }
-  if (!active) {
-    free(rs);
-    *outcount = MPI_UNDEFINED;
+  rc = sfm_wait_some_done(requests, incount, "MPI_Waitsome");
+  if (rc != MPI_SUCCESS) return sfm_raise(MPI_COMM_WORLD, rc);
+  return sfm_collect_done(incount, requests, outcount, indices, statuses, "MPI_Waitsome");
+}
+
+/* Make progress once and report whether the request completed (without completing it). */
+static int sfm_test_done(sfm_req *rq, const char *fn, int *flag) {
+  int rc;
+  if (rq->kind != SFM_RQ_OBJ && rq->req) {
+    rc = sf_test(sfm.job, rq->req, NULL);
+    if (rc < 0 && rc != SF_ETRUNCATE) return sfm_dp_code(fn, rc);
+    *flag = rc != 0;
     return MPI_SUCCESS;
   }
-  sf_job_set_label(sfm.job, "MPI_Waitsome");
-  rc = sf_wait_any(sfm.job, rs, incount, &idx);
-  sf_job_set_label(sfm.job, NULL);
-  free(rs);
-  if (rc < 0) return sfm_dp_error(MPI_COMM_WORLD, "MPI_Waitsome", rc);
-  return sfm_collect_done(incount, requests, outcount, indices, statuses, "MPI_Waitsome");
+  if (rq->kind == SFM_RQ_OBJ && !rq->ops->done(rq->obj)) {
+    rc = sf_progress(sfm.job);
+    if (rc < 0) return sfm_dp_code(fn, rc);
+  }
+  *flag = sfm_rq_done(rq);
+  return MPI_SUCCESS;
 }
 
 int MPI_Test(MPI_Request *request, int *flag, MPI_Status *status) {
@@ -256,32 +346,61 @@ int MPI_Test(MPI_Request *request, int *flag, MPI_Status *status) {
   SFM_INIT_CHECK("MPI_Test");
   if (request == NULL || flag == NULL) return sfm_error(MPI_COMM_WORLD, "MPI_Test", MPI_ERR_ARG, "NULL argument");
   rq = sfm_req_get(*request);
-  if (rq == NULL) {
+  if (!sfm_rq_active(rq)) {
     *flag = 1;
     sfm_empty_status(status);
     return MPI_SUCCESS;
   }
-  if (rq->req) {
-    rc = sf_test(sfm.job, rq->req, NULL);
-    if (rc < 0 && rc != SF_ETRUNCATE) return sfm_dp_error(rq->comm, "MPI_Test", rc);
-    if (rc == 0) {
-      *flag = 0;
-      return MPI_SUCCESS;
-    }
-  }
-  *flag = 1;
+  rc = sfm_test_done(rq, "MPI_Test", flag);
+  if (rc != MPI_SUCCESS) return sfm_raise(rq->comm, rc);
+  if (!*flag) return MPI_SUCCESS;
   return MPI_Wait(request, status);
+}
+
+int MPI_Request_get_status(MPI_Request request, int *flag, MPI_Status *status) {
+  sfm_req *rq;
+  int rc;
+  SFM_INIT_CHECK("MPI_Request_get_status");
+  if (flag == NULL) return sfm_error(MPI_COMM_WORLD, "MPI_Request_get_status", MPI_ERR_ARG, "flag is NULL");
+  rq = sfm_req_get(request);
+  if (!sfm_rq_active(rq)) {
+    *flag = 1;
+    sfm_empty_status(status);
+    return MPI_SUCCESS;
+  }
+  rc = sfm_test_done(rq, "MPI_Request_get_status", flag);
+  if (rc != MPI_SUCCESS) return sfm_raise(rq->comm, rc);
+  if (!*flag || status == NULL) return MPI_SUCCESS;
+  sfm_empty_status(status);
+  if (rq->cancelled) {
+    status->sf_cancelled = 1;
+  } else if (rq->kind == SFM_RQ_RECV && rq->req) {
+    sfm_comm *c = sfm_comm_get(rq->comm);
+    sf_status st;
+    sf_test(sfm.job, rq->req, &st);
+    status->MPI_SOURCE = st.source == SF_PROC_NULL ? MPI_PROC_NULL : (c ? c->inv[st.source] : st.source);
+    status->MPI_TAG = st.source == SF_PROC_NULL ? MPI_ANY_TAG : st.tag;
+    status->sf_count = (long long)st.count;
+  } else if (rq->kind == SFM_RQ_DONE) {
+    *status = rq->status;
+  }
+  return MPI_SUCCESS;
+}
+
+/* Make progress once for the Test*all/any/some family. */
+static int sfm_progress_once(const char *fn) {
+  int rc = sf_progress(sfm.job);
+  return rc < 0 ? sfm_raise(MPI_COMM_WORLD, sfm_dp_code(fn, rc)) : MPI_SUCCESS;
 }
 
 int MPI_Testall(int count, MPI_Request requests[], int *flag, MPI_Status statuses[]) {
   int rc;
   SFM_INIT_CHECK("MPI_Testall");
   if (flag == NULL || count < 0) return sfm_error(MPI_COMM_WORLD, "MPI_Testall", MPI_ERR_ARG, "bad arguments");
-  rc = sf_progress(sfm.job);
-  if (rc < 0) return sfm_dp_error(MPI_COMM_WORLD, "MPI_Testall", rc);
+  if ((rc = sfm_progress_once("MPI_Testall")) != MPI_SUCCESS) return rc;
   for (int i = 0; i < count; i++) {
     sfm_req *rq = sfm_req_get(requests[i]);
-    if (rq && rq->req && !sf_req_done(rq->req)) {
+    if (sfm_rq_active(rq) && !sfm_rq_done(rq)) {
       *flag = 0;
       return MPI_SUCCESS;
     }
@@ -291,41 +410,35 @@ int MPI_Testall(int count, MPI_Request requests[], int *flag, MPI_Status statuse
 }
 
 int MPI_Testany(int count, MPI_Request requests[], int *index, int *flag, MPI_Status *status) {
-  int rc, active = 0;
+  int rc, idx;
   SFM_INIT_CHECK("MPI_Testany");
   if (flag == NULL || index == NULL || count < 0) return sfm_error(MPI_COMM_WORLD, "MPI_Testany", MPI_ERR_ARG, "bad arguments");
-  rc = sf_progress(sfm.job);
-  if (rc < 0) return sfm_dp_error(MPI_COMM_WORLD, "MPI_Testany", rc);
+  if ((rc = sfm_progress_once("MPI_Testany")) != MPI_SUCCESS) return rc;
   *index = MPI_UNDEFINED;
-  for (int i = 0; i < count; i++) {
-    sfm_req *rq = sfm_req_get(requests[i]);
-    if (rq == NULL) continue;
-    active = 1;
-    if (rq->req == NULL || sf_req_done(rq->req)) {
-      *flag = 1;
-      *index = i;
-      return MPI_Wait(&requests[i], status);
-    }
+  idx = sfm_first_done(requests, count);
+  if (idx == -2) {
+    *flag = 1;
+    sfm_empty_status(status);
+    return MPI_SUCCESS;
   }
-  *flag = !active;
-  if (!active) sfm_empty_status(status);
-  return MPI_SUCCESS;
+  if (idx < 0) {
+    *flag = 0;
+    return MPI_SUCCESS;
+  }
+  *flag = 1;
+  *index = idx;
+  return MPI_Wait(&requests[idx], status);
 }
 
 int MPI_Testsome(int incount, MPI_Request requests[], int *outcount, int indices[], MPI_Status statuses[]) {
-  int rc, active = 0;
+  int rc;
   SFM_INIT_CHECK("MPI_Testsome");
   if (outcount == NULL || incount < 0) return sfm_error(MPI_COMM_WORLD, "MPI_Testsome", MPI_ERR_ARG, "bad arguments");
-  rc = sf_progress(sfm.job);
-  if (rc < 0) return sfm_dp_error(MPI_COMM_WORLD, "MPI_Testsome", rc);
-  for (int i = 0; i < incount; i++)
-    if (sfm_req_get(requests[i])) active = 1;
-  if (!active) {
-    *outcount = MPI_UNDEFINED;
-    return MPI_SUCCESS;
-  }
+  if ((rc = sfm_progress_once("MPI_Testsome")) != MPI_SUCCESS) return rc;
   return sfm_collect_done(incount, requests, outcount, indices, statuses, "MPI_Testsome");
 }
+
+/* ---- freeing ------------------------------------------------------------------------------ */
 
 /* Detached requests: MPI_Request_free of a pending request, and buffered sends. */
 int sfm_detach(sfm_req *rq) {
@@ -373,14 +486,23 @@ int sfm_drain_detached(const char *fn) {
 
 int MPI_Request_free(MPI_Request *request) {
   sfm_req *rq;
+  int inactive;
   SFM_INIT_CHECK("MPI_Request_free");
   if (request == NULL || (rq = sfm_req_get(*request)) == NULL)
     return sfm_error(MPI_COMM_WORLD, "MPI_Request_free", MPI_ERR_REQUEST, "invalid request");
-  if (rq->req == NULL || sf_req_done(rq->req)) {
+  inactive = rq->persist && !rq->active;
+  if (rq->persist && rq->ptype) sfm_type_unref(rq->ptype);
+  rq->ptype = MPI_DATATYPE_NULL;
+  rq->persist = 0; /* from here on an ordinary request: released once complete */
+  if (!inactive && sfm_rq_done(rq)) {
     int code;
     return sfm_wait1(request, NULL, "MPI_Request_free", &code);
   }
-  if (rq->tmp == NULL && rq->bsend_bytes == 0) {
+  if (inactive) {
+    /* nothing in flight */
+  } else if (rq->kind == SFM_RQ_OBJ) {
+    rq->ops->orphan(rq->obj);
+  } else if (rq->tmp == NULL && rq->bsend_bytes == 0 && rq->utype == MPI_DATATYPE_NULL) {
     sf_req_free(sfm.job, rq->req);
   } else if (sfm_detach(rq) < 0) {
     return sfm_error(rq->comm, "MPI_Request_free", MPI_ERR_NO_MEM, "out of memory");
@@ -389,4 +511,3 @@ int MPI_Request_free(MPI_Request *request) {
   *request = MPI_REQUEST_NULL;
   return MPI_SUCCESS;
 }
-
