@@ -86,10 +86,11 @@ export class DataLinks {
   readonly #server: net.Server;
   readonly #timeoutMs: number;
   readonly #pending = new Set<net.Socket>();
-  #accepting: ((s: net.Socket) => void) | null = null;
-  #early: net.Socket[] = [];
+  /** Takes an authenticated connection and its pair, once expect() knows the plan. */
+  #accepting: ((s: net.Socket, pair: Buffer) => void) | null = null;
+  /** Authenticated connections that came before the plan. */
+  #early: { socket: net.Socket; pair: Buffer }[] = [];
   #open: JoinLink[] = [];
-
   readonly #onRefused: (message: string) => void;
 
   /**
@@ -102,10 +103,26 @@ export class DataLinks {
     this.#secret = secret;
     this.#timeoutMs = opts.timeoutMs ?? 10_000;
     this.#onRefused = opts.onRefused ?? ((m) => process.emitWarning(`dom0: ${m}`));
-    this.#server = net.createServer({ noDelay: true }, (s) => {
-      if (this.#accepting) this.#accepting(s);
-      else this.#early.push(s); // before the plan: held until expect() knows what to wait for
-    });
+    this.#server = net.createServer({ noDelay: true }, (s) => this.#arrive(s));
+  }
+
+  /** Every connection proves the secret and names its pair at once, plan or no plan yet. */
+  #arrive(s: net.Socket): void {
+    this.#pending.add(s);
+    handshakeSocket(s, { secret: this.#secret, role: 'dom0', side: 'server', accept: ['dom0'], timeoutMs: this.#timeoutMs })
+      .then((auth) => readExactly(auth, 8, this.#timeoutMs, `data connection from ${s.remoteAddress}`))
+      .then((pair) => {
+        if (this.#accepting) this.#accepting(s, pair);
+        else this.#early.push({ socket: s, pair }); // held until expect() knows what to wait for
+      })
+      .catch((e: Error) => this.#refuse(s, e.message));
+  }
+
+  /** A stranger or a bad connection goes; the ones the plan needs may still come. */
+  #refuse(s: net.Socket, why: string): void {
+    this.#pending.delete(s);
+    s.destroy();
+    this.#onRefused(`refused a data connection: ${why}`);
   }
 
   /** Listens on `address` only (the cluster network's, never every interface); the port. */
@@ -131,28 +148,17 @@ export class DataLinks {
     for (let h = 0; h < plan.me; h++) for (const a of plan.ranksOf[h]) for (const b of mine) want.add(`${a}:${b}`);
     const accepted = new Promise<JoinLink[]>((resolve, reject) => {
       const out: JoinLink[] = [];
-      const take = (s: net.Socket) => {
-        this.#pending.add(s);
-        handshakeSocket(s, { secret: this.#secret, role: 'dom0', side: 'server', accept: ['dom0'], timeoutMs: this.#timeoutMs })
-          .then((auth) => readExactly(auth, 8, this.#timeoutMs, `data connection from ${s.remoteAddress}`))
-          .then((pair) => {
-            const a = pair.readUInt32LE(0), b = pair.readUInt32LE(4), key = `${a}:${b}`;
-            if (!want.delete(key)) throw new Error(`data connection from ${s.remoteAddress}: pair ${a} -> ${b} is not one this host expects (or came twice)`);
-            this.#pending.delete(s);
-            const link = { local: localOf.get(b)!, peer: a, fd: detach(s) };
-            this.#open.push(link);
-            out.push(link);
-            if (want.size === 0) resolve(out);
-          })
-          .catch((e: Error) => {
-            // A stranger or a bad connection goes; the ones the plan needs may still come.
-            this.#pending.delete(s);
-            s.destroy();
-            this.#onRefused(`refused a data connection: ${e.message}`);
-          });
+      const take = (s: net.Socket, pair: Buffer) => {
+        const a = pair.readUInt32LE(0), b = pair.readUInt32LE(4);
+        if (!want.delete(`${a}:${b}`)) return this.#refuse(s, `data connection from ${s.remoteAddress}: pair ${a} -> ${b} is not one this host expects (or came twice)`);
+        this.#pending.delete(s);
+        const link = { local: localOf.get(b)!, peer: a, fd: detach(s) };
+        this.#open.push(link);
+        out.push(link);
+        if (want.size === 0) resolve(out);
       };
       this.#accepting = take;
-      for (const s of this.#early.splice(0)) take(s);
+      for (const e of this.#early.splice(0)) take(e.socket, e.pair);
       if (want.size === 0) return resolve(out);
       setTimeout(() => {
         if (want.size > 0) reject(new Error(`${want.size} data connection(s) from other hosts never came (first: ranks ${[...want][0].replace(':', ' -> ')})`));
@@ -195,7 +201,8 @@ export class DataLinks {
   /** Stops listening and closes what was not handed over. */
   close(): void {
     this.#server.close();
-    for (const s of [...this.#pending, ...this.#early]) s.destroy();
+    for (const s of [...this.#pending, ...this.#early.map((e) => e.socket)]) s.destroy();
+    this.#early = [];
     for (const l of this.#open) native.closeFd(l.fd);
     this.#open = [];
   }

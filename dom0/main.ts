@@ -59,7 +59,7 @@ async function main(): Promise<void> {
 
   // Refusals are the launcher's to report; those before its channel opens wait for it.
   const refused: string[] = [];
-  let report = (m: string) => void refused.push(m);
+  let report: (m: string) => void = (m) => void refused.push(m);
   const links = new DataLinks(secret, { onRefused: (m) => report(m) });
   const port = await links.listen(bind);
   const socket = await connectAuthenticated({ host: lhost, port: lport, secret, role: 'dom0', accept: ['launcher'] });

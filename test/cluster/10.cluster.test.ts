@@ -151,7 +151,8 @@ if (!avail.ok) {
       const ranks = () => h.hosts.flatMap((x) => h.processes(x).filter((p) => p.comm === 'failures'));
       await until(() => ranks().length === 8, 20_000);
       assert.is(ranks().length, 8, 'the job never ran 8 ranks');
-      const launcher = h.processes(h.hosts[0]).find((p) => p.cmdline.includes('sfmpirun.js'));
+      // sfmpirun itself (under Slurm, salloc's command line names it too).
+      const launcher = h.processes(h.hosts[0]).find((p) => p.cmdline.startsWith(`${process.execPath} `) && p.cmdline.includes('sfmpirun.js'));
       assert.ok(launcher, 'no sfmpirun on the first host');
       process.kill(launcher.pid, 'SIGKILL');
       const t0 = Date.now();
