@@ -70,6 +70,8 @@ const ROLE_NAMES = new Map<number, RoleName>(Object.entries(Role).map(([k, v]) =
 export type HandshakeErrorCode =
   | 'ERR_HANDSHAKE_TIMEOUT'
   | 'ERR_HANDSHAKE_CLOSED'
+  /** Nothing listens at the address (ECONNREFUSED): no handshake was ever started. */
+  | 'ERR_HANDSHAKE_REFUSED'
   | 'ERR_HANDSHAKE_PROTOCOL'
   | 'ERR_HANDSHAKE_VERSION'
   | 'ERR_HANDSHAKE_ROLE'
@@ -331,7 +333,7 @@ export function handshakeSocket(socket: net.Socket, opts: HandshakeOptions): Pro
     const onEnd = () => fail('ERR_HANDSHAKE_CLOSED', closedMessage());
     const onClose = () => fail('ERR_HANDSHAKE_CLOSED', closedMessage());
     const onError = (e: NodeJS.ErrnoException) =>
-      fail('ERR_HANDSHAKE_CLOSED', `connection to ${who()} failed during the handshake: ${e.code ?? e.message}${stage === 'hello' && buf.length === 0 ? '' : `, while this end waited for ${waitingFor()}`}`);
+      fail(e.code === 'ECONNREFUSED' ? 'ERR_HANDSHAKE_REFUSED' : 'ERR_HANDSHAKE_CLOSED', `connection to ${who()} failed during the handshake: ${e.code ?? e.message}${stage === 'hello' && buf.length === 0 ? '' : `, while this end waited for ${waitingFor()}`}`);
     const timer = setTimeout(
       () => fail('ERR_HANDSHAKE_TIMEOUT', `handshake with ${who()} timed out after ${timeoutMs} ms, waiting for ${waitingFor()}`),
       timeoutMs,

@@ -10,24 +10,16 @@
  * is --index, or (under srun, where every dom0 gets the same words) the host whose name is
  * Slurm's for this node.
  *
- * Flow: connect to the launcher and prove the job's secret (dom0/handshake.ts); listen for data
- * connections on --bind only (the cluster network's address, never every interface); say hello;
- * on `start`, start this host's first rank (dom0/ranks.ts); on `hosts`, make this host's links
- * to every rank of the other hosts (dom0/links.ts) and hand them to the first rank; on `go`, let
- * its fork point proceed; forward output and control lines; report `done` when every rank of
- * the host has ended. When the launcher goes (its connection closes or falls silent, or ssh's
- * stdin ends), every rank of the host is killed and dom0 exits: nothing of a job outlives it.
+ * Flow: read the secret, listen for data connections on this host's cluster address, connect to
+ * the launcher and prove the secret (dom0/handshake.ts), then run this host's part of the job
+ * (dom0/host.ts) and exit with it. When the launcher goes (its connection closes or falls
+ * silent, or ssh's standard input ends), every rank of the host is killed and dom0 exits:
+ * nothing of a job outlives it.
  */
 import net from 'node:net';
 import os from 'node:os';
 import { connectAuthenticated, readSecretLine, SECRET_ENV, secretFromEnv } from './handshake.js';
-import { DataLinks } from './links.js';
-import { HostRanks } from './ranks.js';
-import { FrameChannel, encodeMessage, type Message } from './wire.js';
-
-/** How often each end pings, and how long a silence means the other end is gone. */
-export const PING_MS = 1000;
-export const SILENCE_MS = 5000;
+import { HostPart } from './host.js';
 
 function die(message: string, code = 1): never {
   process.stderr.write(`sfmpi dom0 on ${os.hostname()}: ${message}\n`);
@@ -57,102 +49,16 @@ async function main(): Promise<void> {
   const fromSsh = process.env[SECRET_ENV] === undefined;
   const secret = fromSsh ? await readSecretLine(process.stdin) : secretFromEnv();
 
-  // Refusals are the launcher's to report; those before its channel opens wait for it.
-  const refused: string[] = [];
-  let report: (m: string) => void = (m) => void refused.push(m);
-  const links = new DataLinks(secret, { onRefused: (m) => report(m) });
-  const port = await links.listen(bind);
+  const part = new HostPart(secret, index, (line) => process.stderr.write(`sfmpi dom0 on ${os.hostname()}: ${line}\n`));
+  await part.listen(bind);
   const socket = await connectAuthenticated({ host: lhost, port: lport, secret, role: 'dom0', accept: ['launcher'] });
-  let ranks: HostRanks | null = null;
-  let lastHeard = Date.now();
-  let finished = false;
-
-  const send = (m: Message) => {
-    if (channel.open) socket.write(encodeMessage(m));
-  };
-  // The launcher is gone: end this host's part of the job.
-  const orphaned = (why: string) => {
-    if (finished) return;
-    finished = true;
-    links.close();
-    if (!ranks || !ranks.pid) die(`the launcher is gone (${why})`);
-    ranks.kill('SIGKILL');
-    process.stderr.write(`sfmpi dom0 on ${os.hostname()}: the launcher is gone (${why}); this host's ranks were killed\n`);
-    setTimeout(() => process.exit(1), 2000).unref();
-  };
-
-  const channel = new FrameChannel(socket, {
-    onMessage(msg) {
-      lastHeard = Date.now();
-      switch (msg.type) {
-        case 'start':
-          if (ranks) throw new Error('a second start');
-          ranks = new HostRanks(
-            { size: msg.size, ranks: msg.ranks, command: msg.command, args: msg.args, cwd: msg.cwd, env: msg.env, stdin: msg.ranks[0] === 0 ? 'pipe' : 'ignore' },
-            {
-              event: (e) => send({ type: 'event', event: e }),
-              output: (rank, stream, data) => send({ type: 'output', rank, stream, data, end: false }),
-              warn: (m) => send({ type: 'error', message: m }),
-              done: (code) => {
-                finished = true;
-                links.close();
-                send({ type: 'done', code });
-                socket.end(() => process.exit(0));
-                setTimeout(() => process.exit(0), 2000).unref();
-              },
-            },
-          );
-          ranks.start();
-          break;
-        case 'hosts': {
-          const r = ranks;
-          if (!r) throw new Error('hosts before start');
-          const ranksOf = msg.endpoints.map((_, h) => msg.hostOf.flatMap((hh, rank) => (hh === h ? [rank] : [])));
-          links
-            .expect({ me: index, ranksOf, endpoints: msg.endpoints })
-            .then((list) => {
-              r.join(index, msg.hostOf, list);
-              links.handedOver();
-              send({ type: 'linked' });
-            })
-            .catch((e: Error) => {
-              send({ type: 'error', message: `cannot link this host's ranks: ${e.message}` });
-              r.kill('SIGKILL');
-            });
-          break;
-        }
-        case 'go':
-          ranks?.go();
-          break;
-        case 'stdin':
-          ranks?.stdin(msg.data, msg.end);
-          break;
-        case 'signal':
-          ranks?.kill(msg.signal as NodeJS.Signals);
-          break;
-        case 'ping':
-          send({ type: 'pong' });
-          break;
-        default:
-          break; // pong
-      }
-    },
-    onClose(error) {
-      orphaned(error ? error.message : 'its connection closed');
-    },
-  });
-  send({ type: 'hello', index, port, pid: process.pid, hostname: os.hostname() });
-  report = (m) => send({ type: 'error', message: m });
-  for (const m of refused.splice(0)) report(m);
-  setInterval(() => {
-    if (Date.now() - lastHeard > SILENCE_MS) orphaned(`silent for over ${SILENCE_MS / 1000} s`);
-    else send({ type: 'ping' });
-  }, PING_MS).unref();
   // Over ssh, standard input is the launcher's lifeline.
   if (fromSsh) {
-    process.stdin.on('end', () => orphaned('its ssh session ended'));
+    process.stdin.on('end', () => part.abort('its ssh session ended'));
     process.stdin.resume();
   }
+  const { code } = await part.run(socket);
+  process.exit(code);
 }
 
 process.on('uncaughtException', (e) => die(`internal error: ${e.stack ?? e.message}`));

@@ -34,7 +34,7 @@
  * handler) into one `onClose(error)` and a destroyed socket: nothing throws out of the socket's
  * data handler, nothing reaches the process's uncaught-exception path.
  */
-import type net from 'node:net';
+import net from 'node:net';
 import { CONTROL_VERSION, decodeControl, type ControlMessage } from '../guest-daemon/control.js';
 
 /** "SFCN": sfmpi cluster network. */
@@ -81,6 +81,8 @@ export const FrameType = {
   go: 0x0d,
   /** dom0 -> launcher: every rank of its host has ended; the first rank's exit code (JSON). */
   done: 0x0e,
+  /** launcher -> dom0 service, first: which job, its hosts and their addresses, and this host's index (JSON). */
+  job: 0x0f,
 } as const;
 
 /** One of the {@link FrameType} names. */
@@ -301,7 +303,8 @@ export type Message =
   | { type: 'hosts'; endpoints: { address: string; port: number }[]; hostOf: number[] }
   | { type: 'linked' }
   | { type: 'go' }
-  | { type: 'done'; code: number };
+  | { type: 'done'; code: number }
+  | { type: 'job'; job: string; hosts: string[]; binds: string[]; index: number };
 
 const isRank = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 const isPort = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535;
@@ -436,6 +439,20 @@ export function decodeMessage(frame: Frame): Message {
     case 'done': {
       const o = json(type, p);
       return { type, code: field(type, o, 'code', (v) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 255, 'an exit code 0..255') };
+    }
+    case 'job': {
+      const o = json(type, p);
+      const names = (v: unknown) => Array.isArray(v) && v.length > 0 && v.length <= 4096 && v.every((x) => isString(x) && x !== '');
+      const msg = {
+        type,
+        job: field<string>(type, o, 'job', (v) => isString(v) && /^[0-9a-f-]{1,64}$/.test(v as string), 'a job id (hex digits and dashes)'),
+        hosts: field<string[]>(type, o, 'hosts', names, 'a non-empty array of host names'),
+        binds: field<string[]>(type, o, 'binds', (v) => names(v) && (v as string[]).every((x) => net.isIPv4(x)), 'a non-empty array of IPv4 addresses'),
+        index: field<number>(type, o, 'index', isRank, 'a host index (a non-negative integer)'),
+      };
+      if (msg.binds.length !== msg.hosts.length) throw payloadError(type, `${msg.hosts.length} hosts but ${msg.binds.length} addresses`);
+      if (msg.index >= msg.hosts.length) throw payloadError(type, `index ${msg.index} is out of range for ${msg.hosts.length} hosts`);
+      return msg;
     }
   }
 }

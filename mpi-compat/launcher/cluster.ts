@@ -20,7 +20,8 @@ import { randomUUID } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import os from 'node:os';
-import { handshakeSocket, newSecret, encodeSecret } from '../../dom0/handshake.js';
+import { defaultKeyFile, jobSecret, readClusterKey } from '../../dom0/cluster-key.js';
+import { connectAuthenticated, handshakeSocket, newSecret, encodeSecret } from '../../dom0/handshake.js';
 import { FrameChannel, encodeMessage, type Message } from '../../dom0/wire.js';
 import { Outcome, type JobResult } from './outcome.js';
 import type { Plan } from './placement.js';
@@ -32,8 +33,16 @@ export interface ClusterOptions {
   /** Seconds; 0 for none. */
   timeout: number;
   verbose: boolean;
-  /** How dom0s start: one ssh per host, or one srun step inside a Slurm allocation. */
-  launch: 'ssh' | 'slurm';
+  /**
+   * How each host's dom0 comes: one started over ssh per host, one srun step inside a Slurm
+   * allocation, or a long-lived dom0 service on every host (dom0/service.ts) that the launcher
+   * connects to, proving the cluster key.
+   */
+  launch: 'ssh' | 'slurm' | 'service';
+  /** The dom0 services' port (launch 'service'). */
+  servicePort?: number;
+  /** The cluster key file (launch 'service'; default dom0/cluster-key.ts's). */
+  keyFile?: string;
   /** The cluster network's interface (its IPv4 address is where the launcher listens). */
   iface?: string;
   /** Grace after the first failure before every host's ranks are killed (ms). */
@@ -42,6 +51,8 @@ export interface ClusterOptions {
   sshOptions?: string[];
 }
 
+/** The dom0 services' port when none is given (dom0/service.ts's DEFAULT_PORT). */
+export const DEFAULT_SERVICE_PORT = 7519;
 const PING_MS = 1000;
 const SILENCE_MS = 5000;
 
@@ -87,19 +98,23 @@ interface Host {
 
 export async function runCluster(program: Prepared, plan: Plan, opts: ClusterOptions): Promise<JobResult> {
   const t0 = performance.now();
-  const secret = newSecret();
   const jobId = randomUUID();
+  // Under services the job's secret is derived from the cluster key, on both ends: it never travels.
+  const clusterKey = opts.launch === 'service' ? readClusterKey(opts.keyFile ?? defaultKeyFile()) : null;
+  const secret = clusterKey ? jobSecret(clusterKey, jobId) : newSecret();
   const outcome = new Outcome(plan.size);
   const hosts: Host[] = plan.hosts.map((h, index) => ({
     index, name: h.name, address: h.address, ranks: h.ranks, channel: null, socket: null, port: 0, linked: false, done: false, lastHeard: Date.now(),
   }));
-  const address = await listenAddress(plan, opts.iface);
+  // dom0s started for the job connect back here; services are connected to, so nothing listens.
+  const address = clusterKey ? '' : await listenAddress(plan, opts.iface);
   const server = net.createServer({ noDelay: true });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, address, () => resolve());
-  });
-  const port = (server.address() as net.AddressInfo).port;
+  if (!clusterKey)
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, address, () => resolve());
+    });
+  const port = clusterKey ? 0 : (server.address() as net.AddressInfo).port;
   const starters: ChildProcess[] = [];
   let finish!: () => void;
   const finished = new Promise<void>((resolve) => (finish = resolve));
@@ -148,7 +163,9 @@ export async function runCluster(program: Prepared, plan: Plan, opts: ClusterOpt
     if (cmd.stdin) child.stdin!.write(cmd.stdin); // the secret; stdin then stays open: dom0's lifeline
   };
   const base = { secret, cwd: process.cwd(), env: {} as Record<string, string> };
-  if (opts.launch === 'slurm') {
+  if (opts.launch === 'service') {
+    // Started below, once the handlers exist.
+  } else if (opts.launch === 'slurm') {
     startDom0(srunCommand({ ...base, hosts: hosts.map((h) => h.name), args: dom0Args(null) }), 'srun', hosts);
   } else {
     for (const h of hosts) {
@@ -171,70 +188,92 @@ export async function runCluster(program: Prepared, plan: Plan, opts: ClusterOpt
   // Standard input goes to rank 0's host only (rank 0 reads it, as under mpirun).
   const onStdin = (d: Buffer) => send(hosts[0], { type: 'stdin', data: d, end: false });
   const onStdinEnd = () => send(hosts[0], { type: 'stdin', data: Buffer.alloc(0), end: true });
+  /** Takes an authenticated connection from (or to) a dom0 and speaks the job's protocol on it. */
+  const adopt = (auth: net.Socket, expected: Host | null) => {
+    let host: Host | null = null;
+    const channel = new FrameChannel(auth, {
+      onMessage(msg) {
+        if (!host) {
+          if (msg.type === 'error' && expected) return lose(expected, `refused the job: ${msg.message}`);
+          if (msg.type !== 'hello' || !hosts[msg.index] || hosts[msg.index].channel || (expected && expected.index !== msg.index))
+            throw new Error('expected a hello from a dom0 of this job');
+          host = hosts[msg.index];
+          host.channel = channel;
+          host.socket = auth;
+          host.port = msg.port;
+          host.lastHeard = Date.now();
+          send(host, { type: 'start', job: jobId, size: plan.size, ranks: host.ranks, command: program.command, args: program.args, cwd: process.cwd(), env });
+          // Standard input is read only once rank 0's dom0 can take it: nothing is dropped.
+          if (host.index === 0) {
+            process.stdin.on('data', onStdin);
+            process.stdin.on('end', onStdinEnd);
+          }
+          if (++hellos === hosts.length) {
+            const hostOf = plan.hostOfRank;
+            const endpoints = hosts.map((x) => ({ address: x.address, port: x.port }));
+            for (const x of hosts) send(x, { type: 'hosts', endpoints, hostOf });
+          }
+          return;
+        }
+        host.lastHeard = Date.now();
+        switch (msg.type) {
+          case 'linked':
+            if (!host.linked) {
+              host.linked = true;
+              if (++linked === hosts.length) for (const x of hosts) send(x, { type: 'go' });
+            }
+            break;
+          case 'event':
+            if (msg.event.ev === 'fork' && opts.verbose)
+              say(`rank ${msg.event.rank} on ${msg.event.host} pid ${msg.event.pid} running ${msg.event.ms.toFixed(2)} ms after the fork request`);
+            outcome.event(msg.event);
+            break;
+          case 'output':
+            (msg.stream === 1 ? process.stdout : process.stderr).write(msg.data);
+            break;
+          case 'error':
+            say(`dom0 on ${host.name}: ${msg.message}`);
+            break;
+          case 'done':
+            host.done = true;
+            if (msg.code !== 0 && !outcome.failed) outcome.event({ ev: 'exit', host: host.name, rank: host.ranks[0], code: msg.code });
+            checkEnd();
+            break;
+          case 'ping':
+            send(host, { type: 'pong' });
+            break;
+          default:
+            break;
+        }
+      },
+      onClose(error) {
+        const h = host ?? expected;
+        if (h) lose(h, error ? `lost its connection to the launcher (${error.message})` : 'closed its connection before its ranks ended (its dom0 died?)');
+      },
+    });
+  };
   server.on('connection', (s) => {
     handshakeSocket(s, { secret, role: 'launcher', side: 'server', accept: ['dom0'] })
-      .then((auth) => {
-        let host: Host | null = null;
-        const channel = new FrameChannel(auth, {
-          onMessage(msg) {
-            if (!host) {
-              if (msg.type !== 'hello' || !hosts[msg.index] || hosts[msg.index].channel) throw new Error('expected a hello from a dom0 of this job');
-              host = hosts[msg.index];
-              host.channel = channel;
-              host.socket = auth;
-              host.port = msg.port;
-              host.lastHeard = Date.now();
-              send(host, { type: 'start', job: jobId, size: plan.size, ranks: host.ranks, command: program.command, args: program.args, cwd: process.cwd(), env });
-              // Standard input is read only once rank 0's dom0 can take it: nothing is dropped.
-              if (host.index === 0) {
-                process.stdin.on('data', onStdin);
-                process.stdin.on('end', onStdinEnd);
-              }
-              if (++hellos === hosts.length) {
-                const hostOf = plan.hostOfRank;
-                const endpoints = hosts.map((x) => ({ address: x.address, port: x.port }));
-                for (const x of hosts) send(x, { type: 'hosts', endpoints, hostOf });
-              }
-              return;
-            }
-            host.lastHeard = Date.now();
-            switch (msg.type) {
-              case 'linked':
-                if (!host.linked) {
-                  host.linked = true;
-                  if (++linked === hosts.length) for (const x of hosts) send(x, { type: 'go' });
-                }
-                break;
-              case 'event':
-                if (msg.event.ev === 'fork' && opts.verbose)
-                  say(`rank ${msg.event.rank} on ${msg.event.host} pid ${msg.event.pid} running ${msg.event.ms.toFixed(2)} ms after the fork request`);
-                outcome.event(msg.event);
-                break;
-              case 'output':
-                (msg.stream === 1 ? process.stdout : process.stderr).write(msg.data);
-                break;
-              case 'error':
-                say(`dom0 on ${host.name}: ${msg.message}`);
-                break;
-              case 'done':
-                host.done = true;
-                if (msg.code !== 0 && !outcome.failed) outcome.event({ ev: 'exit', host: host.name, rank: host.ranks[0], code: msg.code });
-                checkEnd();
-                break;
-              case 'ping':
-                send(host, { type: 'pong' });
-                break;
-              default:
-                break;
-            }
-          },
-          onClose(error) {
-            if (host) lose(host, error ? `lost its connection to the launcher (${error.message})` : 'closed its connection before its ranks ended (its dom0 died?)');
-          },
-        });
-      })
+      .then((auth) => adopt(auth, null))
       .catch((e: Error) => say(`refused a connection on the cluster network: ${e.message}`));
   });
+  if (clusterKey) {
+    const servicePort = opts.servicePort ?? DEFAULT_SERVICE_PORT;
+    for (const h of hosts) {
+      connectAuthenticated({ host: h.address, port: servicePort, secret: clusterKey, role: 'launcher', accept: ['dom0'] })
+        .then((auth) => {
+          auth.write(encodeMessage({ type: 'job', job: jobId, hosts: hosts.map((x) => x.name), binds: hosts.map((x) => x.address), index: h.index }));
+          adopt(auth, h);
+        })
+        .catch((e: Error & { code?: string }) => {
+          const why =
+            e.code === 'ERR_HANDSHAKE_REFUSED' ? 'no dom0 service listens there (start one: docs/dom0-service.md)'
+            : e.code?.startsWith('ERR_HANDSHAKE_') ? `${e.message} (is the same cluster key on that host?)`
+            : e.message;
+          lose(h, `could not be reached: dom0 service at ${h.address}:${servicePort}: ${why}`);
+        });
+    }
+  }
 
   // --- heartbeats, timeout, signals ---
   const beat = setInterval(() => {

@@ -5,6 +5,7 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { hostLimit } from '../../dom0/admission.js';
+import { ClusterKeyError } from '../../dom0/cluster-key.js';
 import { runCluster } from './cluster.js';
 import { runJob } from './job.js';
 import { hostsFor, parseMapBy, place, PlacementError, resolveAddresses, type Plan } from './placement.js';
@@ -30,6 +31,7 @@ Examples:
   $ sfmpirun -n 4 examples/pi.ts              TypeScript ranks (no build step)
   $ sfmpirun --hostfile hosts -n 16 ./cpi     across hosts (host:slots or "host slots=N" lines)
   $ salloc -N 4 sfmpirun -n 8 ./cpi           inside a Slurm allocation: its nodes, started by srun
+  $ sfmpirun --launch service --hostfile hosts -n 16 ./cpi   dom0 services already running (sfmpi-dom0)
   $ sfmpirun -n 8 --timeout 60 job.mjs data.csv
   $ sfmpicc -O2 cpi.c -o cpi && sfmpirun -n 8 ./cpi    an unmodified MPI C program
   $ sfmpirun -n 2 --verbose ./cpi             clone timings per rank
@@ -51,7 +53,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--map-by <how>', 'slot (fill each host in turn, the default) or node (round robin)')
     .option('--oversubscribe', 'allow more ranks than slots', false)
     .option('--iface <name>', 'the cluster network interface (where the launcher listens)')
-    .option('--launch <how>', 'how dom0s start on other hosts: ssh, or slurm (the default inside an allocation)')
+    .option('--launch <how>', 'how each host\'s dom0 comes: ssh, slurm (the default inside an allocation), or service (a running sfmpi-dom0 on every host)')
+    .option('--dom0-port <port>', 'the dom0 services\' port (--launch service)', positiveInt('--dom0-port'))
     .argument('<program>', 'a .ts, .mts, .js or .mjs file, or an executable built with sfmpicc')
     .argument('[args...]', 'arguments for the program')
     .passThroughOptions()
@@ -64,7 +67,7 @@ export async function main(argv: string[]): Promise<number> {
     const code = (e as { exitCode?: number }).exitCode;
     return code ?? 2;
   }
-  const opts = program.opts<{ np: number; timeout?: number; verbose: boolean; hostfile?: string; host?: string; mapBy?: string; oversubscribe: boolean; iface?: string; launch?: string }>();
+  const opts = program.opts<{ np: number; timeout?: number; verbose: boolean; hostfile?: string; host?: string; mapBy?: string; oversubscribe: boolean; iface?: string; launch?: string; dom0Port?: number }>();
   const [file, rest] = program.processedArgs as [string, string[]];
   let plan: Plan | null = null;
   try {
@@ -74,8 +77,8 @@ export async function main(argv: string[]): Promise<number> {
       plan = place(source.hosts, { np: opts.np, mapBy: mapping.mapBy, oversubscribe: opts.oversubscribe || mapping.oversubscribe });
       // A plan of this host alone is a single-host job: no dom0, no network.
       plan = plan.hosts.length === 1 && plan.hosts[0].local ? null : await resolveAddresses(plan);
-      if (plan && opts.launch !== undefined && opts.launch !== 'ssh' && opts.launch !== 'slurm')
-        throw new PlacementError('ERR_PLACEMENT_OPTION', `--launch ${opts.launch}: ssh or slurm`);
+      if (plan && opts.launch !== undefined && !['ssh', 'slurm', 'service'].includes(opts.launch))
+        throw new PlacementError('ERR_PLACEMENT_OPTION', `--launch ${opts.launch}: ssh, slurm or service`);
       if (plan && source.source === 'slurm' && opts.launch === undefined) opts.launch = 'slurm';
     }
   } catch (e) {
@@ -105,10 +108,16 @@ export async function main(argv: string[]): Promise<number> {
   if (opts.verbose) process.stderr.write(`sfmpirun: ${prepared.kind} program ready in ${prepared.ms.toFixed(1)} ms\n`);
   try {
     const result = plan
-      ? await runCluster(prepared, plan, { timeout: opts.timeout ?? 0, verbose: opts.verbose, launch: opts.launch === 'slurm' ? 'slurm' : 'ssh', iface: opts.iface })
+      ? await runCluster(prepared, plan, { timeout: opts.timeout ?? 0, verbose: opts.verbose, launch: (opts.launch ?? 'ssh') as 'ssh' | 'slurm' | 'service', iface: opts.iface, servicePort: opts.dom0Port })
       : await runJob(prepared, { size: opts.np, timeout: opts.timeout ?? 0, verbose: opts.verbose });
     if (result.failure) process.stderr.write(`sfmpirun: ${result.failure}\n`);
     return result.status;
+  } catch (e) {
+    if (e instanceof ClusterKeyError) {
+      process.stderr.write(`sfmpirun: --launch service: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
   } finally {
     removeAll(prepared.cleanup);
   }

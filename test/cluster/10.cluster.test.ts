@@ -10,9 +10,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { root, sfmpirun, testDir, until, type Ran } from '../helpers.js';
+import { root, testDir, until } from '../helpers.js';
 import { hostsAvailable, upHosts, type TestHosts } from '../hosts/testhosts.js';
 import { buildLib, compile, csrc, tempDir } from '../mpi-c/helpers.js';
+import { mpirun as run, nothingLeft as left, placement, show, type MpirunOptions } from './helpers.js';
 
 const avail = hostsAvailable({ ssh: true, slurm: true });
 const tsHello = path.join(testDir, 'cluster', 'fixtures', 'hello.js');
@@ -26,32 +27,8 @@ function hosts(): TestHosts {
   return c;
 }
 
-/** sfmpirun, run inside the first host (where the user would type it). */
-function mpirun(args: string[], opts: { input?: string; timeoutMs?: number; via?: 'ssh' | 'slurm'; onSpawn?: (pid: number) => void } = {}): Promise<Ran> {
-  const h = hosts();
-  if (opts.via === 'slurm') {
-    const n = Number(args[args.indexOf('-n') + 1]);
-    return h.exec(h.hosts[0], 'salloc', ['-N', '3', '-n', String(n), '--quiet', process.execPath, sfmpirun, ...args], { input: opts.input ?? '', timeoutMs: opts.timeoutMs ?? 60_000, onSpawn: opts.onSpawn });
-  }
-  return h.exec(h.hosts[0], process.execPath, [sfmpirun, ...args], { input: opts.input ?? '', timeoutMs: opts.timeoutMs ?? 60_000, onSpawn: opts.onSpawn });
-}
-
-function show(j: Ran): string {
-  return `code ${j.code} signal ${j.signal}\n--- stdout\n${j.stdout.slice(-3000)}\n--- stderr\n${j.stderr.slice(-3000)}`;
-}
-
-/** Nothing of the job on any host (after a moment for the last exits). */
-async function nothingLeft(): Promise<void> {
-  const h = hosts();
-  const left = () => h.hosts.flatMap((x) => h.processes(x).map((p) => `${x}: ${p.cmdline}`));
-  await until(() => left().length === 0, 3000);
-  assert.equal(left(), [], 'processes left behind on the hosts');
-}
-
-/** The hosts each rank said it ran on. */
-function placement(stdout: string): Map<number, string> {
-  return new Map([...stdout.matchAll(/^rank (\d+) of \d+ on (\S+)/gm)].map((m) => [Number(m[1]), m[2]]));
-}
+const mpirun = (args: string[], opts: MpirunOptions = {}) => run(hosts(), args, opts);
+const nothingLeft = () => left(hosts());
 
 if (!avail.ok) {
   console.log(`  skipped: test hosts unavailable: ${avail.reason}`);
