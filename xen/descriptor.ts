@@ -333,6 +333,8 @@ export class ZeroMap {
   readonly zeroCount: number;
   #bitmap: Uint8Array | undefined;
   #runs: Uint8Array | undefined;
+  /** The runs were measured and are not smaller than the bitmap. */
+  #runsLarger = false;
 
   private constructor(pageCount: number, zeroCount: number, bitmap: Uint8Array | undefined, runs: Uint8Array | undefined) {
     this.pageCount = pageCount;
@@ -486,6 +488,7 @@ export class ZeroMap {
   /** The runs encoding when it is smaller than the bitmap, else undefined. */
   #runsEncoded(): Uint8Array | undefined {
     if (this.#runs) return this.#runs;
+    if (this.#runsLarger) return undefined;
     const bm = this.#bitmapOf();
     const limit = bm.length;
     const runs: number[] = [];
@@ -506,7 +509,10 @@ export class ZeroMap {
       }
       runs.push(page - start);
       size += varintSize(page - start);
-      if (size >= limit) return undefined;
+      if (size >= limit) {
+        this.#runsLarger = true;
+        return undefined;
+      }
       zero = !zero;
     }
     const out = new Uint8Array(size);
