@@ -419,10 +419,10 @@ class StateDeserializer extends v8.Deserializer {
  * lead passes the lazily mapped region buffers; their pages are only touched when the program
  * reads them). Typed arrays of a region are views of the given buffer, not copies; inline
  * buffers are copied out of the blob.
- * @throws DescriptorError ERR_DESCRIPTOR_STATE for a blob that breaks its format, naming the
- *   entry and offset.
- * @throws RangeError / TypeError when `views` does not match the blob's regions (count, type,
- *   byte length), naming the slot.
+ * @throws DescriptorError ERR_DESCRIPTOR_STATE for a blob that breaks its format, or whose
+ *   regions do not match `views` (count, byte lengths: views come from the same descriptor's
+ *   region table, so a mismatch is a bad descriptor), naming the entry and offset.
+ * @throws TypeError when a view is not an ArrayBuffer.
  */
 export function joinState(blob: Uint8Array, views: readonly ArrayBuffer[] = []): unknown {
   const buf = Buffer.isBuffer(blob) ? blob : Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength);
@@ -459,19 +459,17 @@ export function joinState(blob: Uint8Array, views: readonly ArrayBuffer[] = []):
       if (slot !== regions) throw fail(f, pos + 4, `region slot ${slot}, expected ${regions} (slots are in table order)`);
       const length = buf.readBigUInt64BE(pos + 8);
       if (length > BigInt(LIMITS.regionBytes)) throw fail(f, pos + 8, `a region of ${length} bytes is over the limit of ${LIMITS.regionBytes}`);
-      if (slot >= views.length)
-        throw new RangeError(`joinState(blob, views): the state has a region in slot ${slot}, but only ${views.length} views were given`);
+      if (slot >= views.length) throw fail(f, pos + 4, `a region in slot ${slot}, but joinState was given ${views.length} region buffers`);
       const view = views[slot];
       if (!(view instanceof ArrayBuffer)) throw new TypeError(`joinState(blob, views): views[${slot}] must be an ArrayBuffer`);
       if (BigInt(view.byteLength) !== length)
-        throw new RangeError(`joinState(blob, views): views[${slot}] is ${view.byteLength} bytes, the state's region in slot ${slot} is ${length}`);
+        throw fail(f, pos + 8, `the region in slot ${slot} is ${length} bytes, but joinState's views[${slot}] is ${view.byteLength}`);
       buffers.push(view);
       regions++;
       pos += 16;
     } else throw fail(f, pos, `kind ${kind} is neither 0 (inline) nor 1 (region)`);
   }
-  if (views.length !== regions)
-    throw new RangeError(`joinState(blob, views): ${views.length} views were given, the state has ${regions} regions`);
+  if (views.length !== regions) throw fail('buffers', 4, `${regions} regions, but joinState was given ${views.length} region buffers`);
 
   const payloadAt = pos;
   const de = new StateDeserializer(buf.subarray(payloadAt), buffers, (what) => fail('payload', payloadAt, what));
