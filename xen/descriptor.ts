@@ -435,16 +435,16 @@ export class ZeroMap {
     return this.#runsEncoded() !== undefined ? 'runs' : 'bitmap';
   }
 
-  /** The bytes a descriptor carries for this map ({@link ZeroMap.encoding} says which form). */
+  /** The bytes a descriptor carries for this map ({@link ZeroMap.encoding} says which form), a copy. */
   encoded(): Uint8Array {
     switch (this.encoding) {
       case 'none':
       case 'all':
         return new Uint8Array(0);
       case 'runs':
-        return this.#runsEncoded()!;
+        return Uint8Array.from(this.#runsEncoded()!);
       default:
-        return this.#bitmapOf();
+        return Uint8Array.from(this.#bitmapOf());
     }
   }
 
@@ -787,7 +787,7 @@ export function encodeDescriptor(d: Descriptor, secret: Buffer): Buffer {
   w.str('memoryServer.host', ms.host, 1, LIMITS.host);
   w.raw(ipv4Bytes('memoryServer.address', ms.address, 'unicast'));
   w.uint(2, checkInt('memoryServer.port', ms.port, 1, 65535));
-  if (d.multicast === undefined) {
+  if (d.multicast === undefined || d.multicast === null) {
     w.raw(new Uint8Array(8));
   } else {
     w.uint(1, 1);

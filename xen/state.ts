@@ -37,7 +37,7 @@
  * messages (a JSON fast path that loses sharing, mathjs revival) and copies every view's bytes.
  *
  * Rules (each refused with a TypeError naming the part, like runtime/state.ts checkState):
- * functions, symbols, WeakMap/WeakSet/WeakRef, Promises; SharedArrayBuffers and views of them
+ * functions, symbols, WeakMap/WeakSet/WeakRef/FinalizationRegistry, Promises; SharedArrayBuffers and views of them
  * (memory shared between threads of one process cannot be shared with another host: copy it into
  * an ArrayBuffer or a region()); detached ArrayBuffers (their memory is gone); resizable
  * ArrayBuffers (a region has a fixed length). Class instances come back as plain objects, as
@@ -277,7 +277,7 @@ export function splitState(value: unknown, options: SplitOptions = {}): SplitSta
       viewBuffer(v, node);
       continue;
     }
-    if (v instanceof WeakMap || v instanceof WeakSet || v instanceof WeakRef || v instanceof Promise)
+    if (v instanceof WeakMap || v instanceof WeakSet || v instanceof WeakRef || v instanceof FinalizationRegistry || v instanceof Promise)
       throw bad(node, `a ${v.constructor.name}`);
     // Children are pushed last first, so that they are visited (and paths named) in order.
     const children: [unknown, PathNode][] = [];
