@@ -15,6 +15,7 @@ import type net from 'node:net';
 import os from 'node:os';
 import { DataLinks } from './links.js';
 import { HostRanks } from './ranks.js';
+import { ShareRelay } from './share.js';
 import { FrameChannel, encodeMessage, type Message } from './wire.js';
 
 /** How often each end pings, and how long a silence means the other end is gone. */
@@ -31,7 +32,9 @@ export interface HostPartEnd {
 
 /** One host's part of one job; listen() first (the hello carries the port), then run(). */
 export class HostPart {
+  readonly #secret: Buffer;
   readonly #index: number;
+  #bind = '';
   readonly #links: DataLinks;
   readonly #log: (line: string) => void;
   #port = 0;
@@ -46,6 +49,7 @@ export class HostPart {
    * @param log where this part's own lines go (dom0's stderr, a service's journal)
    */
   constructor(secret: Buffer, index: number, log: (line: string) => void) {
+    this.#secret = secret;
     this.#index = index;
     this.#log = log;
     this.#links = new DataLinks(secret, { onRefused: (m) => this.#report(m) });
@@ -53,6 +57,7 @@ export class HostPart {
 
   /** Listens for data connections on `bind` only (the cluster network's address); the port. */
   async listen(bind: string): Promise<number> {
+    this.#bind = bind;
     this.#port = await this.#links.listen(bind);
     return this.#port;
   }
@@ -64,15 +69,18 @@ export class HostPart {
 
   /** Runs the part over `socket`, an authenticated connection to the launcher; resolves at its end. */
   run(socket: net.Socket): Promise<HostPartEnd> {
-    const links = this.#links, index = this.#index;
+    const links = this.#links, index = this.#index, secret = this.#secret, bind = this.#bind;
     return new Promise((resolve) => {
       let ranks: HostRanks | null = null;
+      let relay: ShareRelay | null = null;
+      let ranksOf: number[][] | null = null;
       let lastHeard = Date.now();
       let finished = false;
       let ranksEnded!: () => void;
       const ranksGone = new Promise<void>((r) => (ranksEnded = r));
       const end = (e: HostPartEnd) => {
         clearInterval(beat);
+        relay?.close();
         resolve(e);
       };
       const send = (m: Message) => {
@@ -127,13 +135,23 @@ export class HostPart {
                 },
               );
               ranks.start();
+              relay = new ShareRelay(
+                ranks.shareFd,
+                { jobId: msg.job, size: msg.size, index, hostname: os.hostname(), bind, ranksOf: () => ranksOf, command: msg.command, args: msg.args, cwd: msg.cwd },
+                secret,
+                { descriptor: (seq, host, bytes) => send({ type: 'descriptor', seq, host, bytes }), warn: (m) => send({ type: 'error', message: m }) },
+              );
+              break;
+            case 'descriptor':
+              relay?.descriptor(msg.seq, msg.bytes);
               break;
             case 'hosts': {
               const r = ranks;
               if (!r) throw new Error('hosts before start');
-              const ranksOf = msg.endpoints.map((_, h) => msg.hostOf.flatMap((hh, rank) => (hh === h ? [rank] : [])));
+              const of = msg.endpoints.map((_, h) => msg.hostOf.flatMap((hh, rank) => (hh === h ? [rank] : [])));
+              ranksOf = of;
               links
-                .expect({ me: index, ranksOf, endpoints: msg.endpoints })
+                .expect({ me: index, ranksOf: of, endpoints: msg.endpoints })
                 .then((list) => {
                   r.join(index, msg.hostOf, list);
                   links.handedOver();

@@ -45,7 +45,7 @@ function fdOf(socket: net.Socket): number {
 }
 
 /** A duplicate of the socket's fd, for a rank; Node's own is closed, nothing more is read. */
-function detach(socket: net.Socket): number {
+export function detach(socket: net.Socket): number {
   socket.pause();
   const fd = native.dupFd(fdOf(socket));
   socket.removeAllListeners('data');
@@ -55,7 +55,7 @@ function detach(socket: net.Socket): number {
 }
 
 /** Reads exactly `n` bytes from a paused, authenticated socket (with a deadline). */
-function readExactly(socket: net.Socket, n: number, timeoutMs: number, what: string): Promise<Buffer> {
+export function readExactly(socket: net.Socket, n: number, timeoutMs: number, what: string): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     let got = Buffer.alloc(0);
     const done = (err: Error | null, v?: Buffer) => {

@@ -53,6 +53,7 @@ export class HostRanks {
   readonly #events: RankEvents;
   #child: ChildProcess | null = null;
   #joinFd = -1;
+  #shareFd = -1;
   #killed = false;
   /** Ranks whose failure a control line reported already (claim-once, as in native/control). */
   readonly #reported = new Set<number>();
@@ -61,6 +62,11 @@ export class HostRanks {
   constructor(job: HostJob, events: RankEvents) {
     this.#job = job;
     this.#events = events;
+  }
+
+  /** dom0's end of the first rank's share channel (-1 before start); dom0/share.ts owns it. */
+  get shareFd(): number {
+    return this.#shareFd;
   }
 
   /** The first rank's pid (0 before start). */
@@ -73,10 +79,16 @@ export class HostRanks {
     const { ranks, size } = this.#job;
     const [ours, theirs] = native.socketPair();
     this.#joinFd = ours;
-    // fd 0 stdin, 1/2 the first rank's out/err, 3 control, 4 the join socket, then a pair per rank.
-    const stdio: StdioOptions = [this.#job.stdin, 'pipe', 'pipe', 'pipe', theirs];
+    const [shareOurs, shareTheirs] = native.socketPair();
+    this.#shareFd = shareOurs;
+    // fd 0 stdin, 1/2 the first rank's out/err, 3 control, 4 the join socket, 5 the share
+    // channel (guest-daemon/share.ts), then a pair per further rank.
+    const stdio: StdioOptions = [this.#job.stdin, 'pipe', 'pipe', 'pipe', theirs, shareTheirs];
     const fds = ['1', '2'];
+    const outFd = [1], errFd = [2];
     for (let l = 1; l < ranks.length; l++) {
+      outFd.push(stdio.length);
+      errFd.push(stdio.length + 1);
       fds.push(String(stdio.length), String(stdio.length + 1));
       stdio.push('pipe', 'pipe');
     }
@@ -90,10 +102,14 @@ export class HostRanks {
         SFMPI_CONTROL_FD: '3',
         SFMPI_STDIO_FDS: fds.join(','),
         SFMPI_DOM0_FD: '4',
+        SFMPI_SHARE_FD: '5',
+        // The origin (rank 0) loads state once; a seed gets it from the origin (runtime/share.ts).
+        SFMPI_SHARE_ROLE: ranks[0] === 0 ? 'origin' : 'seed',
         SFMPI_LAUNCHER_PID: String(process.pid),
       },
     });
     native.closeFd(theirs);
+    native.closeFd(shareTheirs);
     this.#child = child;
     const streams = child.stdio as (Readable | null)[];
     const outputs: Promise<void>[] = [];
@@ -105,8 +121,8 @@ export class HostRanks {
         },
       });
     ranks.forEach((rank, l) => {
-      const out = streams[l === 0 ? 1 : 5 + 2 * (l - 1)] as Readable;
-      const err = streams[l === 0 ? 2 : 6 + 2 * (l - 1)] as Readable;
+      const out = streams[outFd[l]] as Readable;
+      const err = streams[errFd[l]] as Readable;
       outputs.push(forwardLines(out, sink(rank, 1)), forwardLines(err, sink(rank, 2)));
     });
     const control = readline.createInterface({ input: streams[3] as Readable, crlfDelay: Infinity });

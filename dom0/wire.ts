@@ -83,6 +83,8 @@ export const FrameType = {
   done: 0x0e,
   /** launcher -> dom0 service, first: which job, its hosts and their addresses, and this host's index (JSON). */
   job: 0x0f,
+  /** origin's dom0 -> launcher -> a seed's dom0: a descriptor (binary: seq u32, host u32, bytes; xen/descriptor.ts). */
+  descriptor: 0x10,
 } as const;
 
 /** One of the {@link FrameType} names. */
@@ -304,7 +306,8 @@ export type Message =
   | { type: 'linked' }
   | { type: 'go' }
   | { type: 'done'; code: number }
-  | { type: 'job'; job: string; hosts: string[]; binds: string[]; index: number };
+  | { type: 'job'; job: string; hosts: string[]; binds: string[]; index: number }
+  | { type: 'descriptor'; seq: number; host: number; bytes: Buffer };
 
 const isRank = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 const isPort = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535;
@@ -346,6 +349,13 @@ export function encodeMessage(msg: Message): Buffer {
     }
     case 'stdin':
       return encodeFrame(code, msg.data, msg.end ? FLAG_END : 0);
+    case 'descriptor': {
+      const body = Buffer.allocUnsafe(8 + msg.bytes.length);
+      body.writeUInt32BE(msg.seq, 0);
+      body.writeUInt32BE(msg.host, 4);
+      body.set(msg.bytes, 8);
+      return encodeFrame(code, body);
+    }
     case 'ping':
     case 'pong':
       return encodeFrame(code);
@@ -374,6 +384,9 @@ export function decodeMessage(frame: Frame): Message {
     }
     case 'stdin':
       return { type, data: p, end };
+    case 'descriptor':
+      if (p.length < 8 + 12) throw payloadError(type, `payload of ${p.length} bytes is shorter than its seq, host and a descriptor header`);
+      return { type, seq: p.readUInt32BE(0), host: p.readUInt32BE(4), bytes: p.subarray(8) };
     case 'ping':
     case 'pong':
       if (p.length !== 0) throw payloadError(type, `payload must be empty, got ${p.length} bytes`);

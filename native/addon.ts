@@ -59,8 +59,10 @@ export interface NativeAddon {
   describeExit(code: number | null, signal: number, finished?: boolean): string;
   /** A Unix stream socket pair: [ours (close-on-exec), theirs (for a child)]. */
   socketPair(): [number, number];
-  /** One sendmsg of `data` with `fds` attached (SCM_RIGHTS). */
+  /** `data` with `fds` attached to its first byte (SCM_RIGHTS); waits for room on a full socket. */
   sendFds(fd: number, data: Buffer, fds: number[]): void;
+  /** One recvmsg of up to maxBytes after waiting up to timeoutMs (-1: forever); empty data at the end. */
+  recvMsg(fd: number, maxBytes: number, timeoutMs?: number): { data: Buffer; fds: number[] };
   /** A close-on-exec duplicate of `fd`. */
   dupFd(fd: number): number;
   /** Where an ArrayBuffer's memory starts. */

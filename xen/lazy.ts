@@ -105,7 +105,7 @@ interface NativeLazy {
   available(): { ok: boolean; reason: string };
   useDevice(fd: number): void;
   zeroMap(view: ArrayBufferView | ArrayBuffer): Uint8Array;
-  serverStart(ranges: { id: number; view: ArrayBufferView | ArrayBuffer }[], options: { zeroMaps: boolean }): NativeServer;
+  serverStart(ranges: { id: number; view: ArrayBufferView | ArrayBuffer }[], options: { zeroMaps: boolean; connectionsFrom?: number }): NativeServer;
   serverPid(h: NativeServer): number;
   serverGive(h: NativeServer, fd: number): void;
   serverCounters(h: NativeServer): ServerCounters;
@@ -200,6 +200,12 @@ export interface ServedRange {
 export interface MemoryServerOptions {
   /** Compute each range's zero map on the snapshot, in the server process (default true). */
   zeroMaps?: boolean;
+  /**
+   * A Unix socket (SOCK_SEQPACKET or stream) on which another process (dom0) hands the server
+   * authenticated connections by SCM_RIGHTS, besides {@link MemoryServer.addConnection}; the
+   * server keeps its own copy (the caller may close this fd after).
+   */
+  connectionsFrom?: number;
 }
 
 /**
@@ -290,7 +296,7 @@ export function startMemoryServer(ranges: readonly ServedRange[], options: Memor
   if (!Array.isArray(ranges) || ranges.length === 0) throw new TypeError('startMemoryServer(ranges): at least one { id, view } is needed');
   const h = lazy.serverStart(
     ranges.map((r) => ({ id: r.id, view: r.view })),
-    { zeroMaps: options.zeroMaps ?? true },
+    { zeroMaps: options.zeroMaps ?? true, ...(options.connectionsFrom !== undefined ? { connectionsFrom: options.connectionsFrom } : {}) },
   );
   return new MemoryServer(h, ranges.map((r) => r.id));
 }

@@ -239,6 +239,12 @@ export async function runCluster(program: Prepared, plan: Plan, opts: ClusterOpt
             if (msg.code !== 0 && !outcome.failed) outcome.event({ ev: 'exit', host: host.name, rank: host.ranks[0], code: msg.code });
             checkEnd();
             break;
+          case 'descriptor': {
+            // From the origin's host to a seed's: the launcher only carries it.
+            const to = hosts[msg.host];
+            if (to && to !== host) send(to, msg);
+            break;
+          }
           case 'ping':
             send(host, { type: 'pong' });
             break;

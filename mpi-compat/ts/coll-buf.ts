@@ -10,6 +10,7 @@ import { describe, MPIError, rangeError, typeError } from './errors.js';
 import { isTypedArray, requireTypedArray, TYPE_NAMES, typeIdOf, type TypedArray } from './datatype.js';
 import { mpi, SF_OP } from './native.js';
 import { Op, SUM } from './op.js';
+import { hintOverwrite } from '../../runtime/share.js';
 
 /** Pass as the send buffer of a buffer collective to operate in place (MPI_IN_PLACE). */
 export const IN_PLACE: unique symbol = Symbol('MPI.IN_PLACE');
@@ -59,6 +60,7 @@ export function Bcast(comm: CommCore, buf: TypedArray, root = 0): void {
   requireTypedArray('comm.Bcast', 'buf', buf);
   const r = comm.root('comm.Bcast', root);
   comm.label('Bcast');
+  if (comm.rank !== r) hintOverwrite(buf); // the root's bytes replace all of it
   mpi.bcast(...comm.g(), buf, r);
 }
 
@@ -181,7 +183,10 @@ export function Scatter(comm: CommCore, sendbuf: TypedArray | null, recvbuf: Typ
   if (recvbuf === IN_PLACE) {
     requireTypedArray(where, 'sendbuf', sendbuf);
     n = sendbuf!.length / comm.size;
-  } else n = requireTypedArray(where, 'recvbuf', recvbuf).length;
+  } else {
+    n = requireTypedArray(where, 'recvbuf', recvbuf).length;
+    if (comm.rank !== r) hintOverwrite(recvbuf); // its block fills all of it
+  }
   Scatterv(comm, sendbuf, new Array(comm.size).fill(n), recvbuf, r);
 }
 

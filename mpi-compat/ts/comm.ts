@@ -21,6 +21,7 @@ import { Op, SUM } from './op.js';
 import { Request, ReqKind } from './request.js';
 import { encode } from './serialization.js';
 import { Status } from './status.js';
+import { hintOverwrite, isLazy, lazyInUse } from '../../runtime/share.js';
 
 export { ANY_SOURCE, ANY_TAG, PROC_NULL, TAG_UB, UNDEFINED, runtime };
 export { IN_PLACE } from './coll-buf.js';
@@ -172,6 +173,13 @@ export class Comm {
 
   /** Receives into `buf` (same element type as sent; at least as long). Returns the status. */
   Recv(buf: TypedArray, source: number = ANY_SOURCE, tag: number = ANY_TAG, status?: Status): Status {
+    if (lazyInUse && isLazy(buf)) {
+      // Into a lazy region: learn the size first, so the pages it overwrites whole are not fetched.
+      const st = this.Probe(source, tag);
+      hintOverwrite(buf, st.bytes);
+      source = st.source;
+      tag = st.tag;
+    }
     const id = typeIdOf(buf);
     if (id > 0 && source >= 0 && source < this.size && (source | 0) === source && tag >= -1 && tag <= TAG_UB && (tag | 0) === tag && !this.#core.freed && !runtime.finalized) {
       mpi.recv(buf, id, this.#core.ranks ? this.#core.ranks[source] : source, this.#core.ctx, tag);

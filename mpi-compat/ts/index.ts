@@ -20,6 +20,7 @@
  * origin reaps every clone at finalize or exit with an `exit` line for each (and one `fail` for a
  * failure nobody reported: the claim-once policy of native/control).
  */
+import { loadOnce, sealShares } from '../../runtime/share.js';
 import { clone, requestTicket, type Ticket } from '../../runtime/index.js';
 import { handOver } from '../../runtime/clone.js';
 import {
@@ -172,6 +173,7 @@ export function init(options: InitOptions = {}): Comm {
   const timeoutMs = options.timeoutMs ?? 0;
   if (!Number.isInteger(timeoutMs) || timeoutMs < -1) throw rangeError('MPI.init', `options.timeoutMs must be an integer >= -1, got ${timeoutMs}`);
   if (options.mathjs !== undefined) setMathjs(options.mathjs);
+  sealShares(); // loadOnce is for the code before the fork point
   setWaitTimeout(options.timeoutMs);
   const ctlFd = envInt('SFMPI_CONTROL_FD') ?? -1;
 
@@ -270,6 +272,8 @@ export function wtick(): number {
 /** The MPI namespace, mpi4py-style: `MPI.init()`, `MPI.COMM_WORLD`, `MPI.SUM`, ... */
 export const MPI = {
   init,
+  /** Runs a loader once per cluster, before init: other hosts get the origin's value (runtime/share.ts). */
+  loadOnce,
   finalize,
   abort,
   wtime,

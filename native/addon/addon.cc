@@ -14,6 +14,7 @@ extern "C" {
 #include <vector>
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -184,18 +185,88 @@ static Napi::Value SendFds(const Napi::CallbackInfo& info) {
     memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
   }
   ssize_t n;
-  do {
+  // A non-blocking socket (one Node also reads) may be full for a moment: wait for room, with
+  // a bound, rather than fail a message half sent.
+  auto writable = [fd]() {
+    struct pollfd p = {fd, POLLOUT, 0};
+    int r;
+    do {
+      r = poll(&p, 1, 10000);
+    } while (r < 0 && errno == EINTR);
+    return r > 0;
+  };
+  for (;;) {
     n = sendmsg(fd, &m, MSG_NOSIGNAL);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) return ThrowErrno(env, "sendmsg of " + std::to_string(fds.size()) + " descriptors");
+    if (n >= 0) break;
+    if (errno == EINTR) continue;
+    if ((errno == EAGAIN || errno == EWOULDBLOCK) && writable()) continue;
+    return ThrowErrno(env, "sendmsg of " + std::to_string(fds.size()) + " descriptors");
+  }
   size_t done = static_cast<size_t>(n);
   while (done < data.Length()) {  // the fds went with the first byte; the rest is plain
     ssize_t w = send(fd, data.Data() + done, data.Length() - done, MSG_NOSIGNAL);
     if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && writable()) continue;
     if (w < 0) return ThrowErrno(env, "send");
     done += static_cast<size_t>(w);
   }
   return env.Undefined();
+}
+
+// recvMsg(fd, maxBytes, timeoutMs) -> { data: Buffer, fds: number[] } of one recvmsg, after
+// waiting up to timeoutMs for the socket to be readable (-1: no bound); data is empty at the
+// peer's end. fds arrive close-on-exec. Throws ETIMEDOUT naming the wait. For the blocking
+// side of a Unix socket whose peer sends descriptors (the share channel: dom0/share.ts).
+static Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = 0, max = 0, timeout = -1;
+  if (!RequireInt(info, 0, "recvMsg(fd, maxBytes, timeoutMs): fd", &fd)) return env.Undefined();
+  if (!RequireInt(info, 1, "recvMsg(fd, maxBytes, timeoutMs): maxBytes", &max)) return env.Undefined();
+  if (info.Length() > 2 && info[2].IsNumber()) timeout = info[2].As<Napi::Number>().Int32Value();
+  if (max < 1) return ThrowType(env, "recvMsg: maxBytes must be positive");
+  struct pollfd p = {fd, POLLIN, 0};
+  int r;
+  do {
+    r = poll(&p, 1, timeout);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) return ThrowErrno(env, "poll of fd " + std::to_string(fd));
+  if (r == 0) {
+    errno = ETIMEDOUT;
+    return ThrowErrno(env, "recvMsg: nothing arrived on fd " + std::to_string(fd) + " within " + std::to_string(timeout) + " ms");
+  }
+  constexpr int kMaxFds = 16;
+  std::vector<uint8_t> buf(static_cast<size_t>(max));
+  std::vector<char> ctl(CMSG_SPACE(sizeof(int) * kMaxFds));
+  struct iovec iov = {buf.data(), buf.size()};
+  struct msghdr m = {};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  m.msg_control = ctl.data();
+  m.msg_controllen = ctl.size();
+  ssize_t n;
+  do {
+    n = recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return ThrowErrno(env, "recvmsg on fd " + std::to_string(fd));
+  Napi::Array fds = Napi::Array::New(env);
+  uint32_t k = 0;
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; i++) {
+      int got;
+      memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      fds.Set(k++, Napi::Number::New(env, got));
+    }
+  }
+  if (m.msg_flags & MSG_CTRUNC) {
+    for (uint32_t i = 0; i < k; i++) close(fds.Get(i).As<Napi::Number>().Int32Value());
+    return ThrowType(env, "recvMsg: more than 16 descriptors in one message (they were closed)");
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("data", Napi::Buffer<uint8_t>::Copy(env, buf.data(), static_cast<size_t>(n)));
+  out.Set("fds", fds);
+  return out;
 }
 
 // dupFd(fd) -> a close-on-exec duplicate (a socket taken out of Node's hands keeps living).
@@ -230,6 +301,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("describeExit", Napi::Function::New(env, DescribeExit, "describeExit"));
   exports.Set("socketPair", Napi::Function::New(env, SocketPair, "socketPair"));
   exports.Set("sendFds", Napi::Function::New(env, SendFds, "sendFds"));
+  exports.Set("recvMsg", Napi::Function::New(env, RecvMsg, "recvMsg"));
   exports.Set("dupFd", Napi::Function::New(env, DupFd, "dupFd"));
   exports.Set("bufferAddress", Napi::Function::New(env, BufferAddress, "bufferAddress"));
   exports.Set("pageSize", Napi::Function::New(env, PageSize, "pageSize"));

@@ -130,9 +130,11 @@ Napi::Value ServerStart(const Napi::CallbackInfo& info) {
   }
   sf_memsrv_options opts = {};
   opts.zero_maps = 1;
+  opts.connections_from = -1;
   if (info.Length() > 1 && info[1].IsObject()) {
     Napi::Object o = info[1].As<Napi::Object>();
     if (o.Has("zeroMaps")) opts.zero_maps = o.Get("zeroMaps").ToBoolean() ? 1 : 0;
+    if (o.Has("connectionsFrom") && o.Get("connectionsFrom").IsNumber()) opts.connections_from = o.Get("connectionsFrom").As<Napi::Number>().Int32Value();
   }
   char err[400] = "";
   sf_memsrv* s = nullptr;

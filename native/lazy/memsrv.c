@@ -245,8 +245,8 @@ static int flush(conn *c) {
   return 1;
 }
 
-/* Takes the fds of one control message. Returns 0, or 1 when the control socket closed. */
-static int control(child *ch) {
+/* Takes the fds of one control message on `sock`. Returns 0, or 1 when that socket closed. */
+static int control(child *ch, int sock) {
   char data[16];
   union {
     char buf[CMSG_SPACE(sizeof(int) * 16)];
@@ -254,7 +254,7 @@ static int control(child *ch) {
   } ctl;
   struct iovec iov = {data, sizeof data};
   struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
-  ssize_t r = recvmsg(ch->ctl, &m, MSG_CMSG_CLOEXEC);
+  ssize_t r = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
   if (r == 0) return 1;
   if (r < 0) return errno == EINTR || errno == EAGAIN ? 0 : 1;
   for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c != NULL; c = CMSG_NXTHDR(&m, c)) {
@@ -312,17 +312,21 @@ static void __attribute__((noreturn)) child_main(srv_shared *sh, int ctl, pid_t 
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != origin) _exit(0);
   prctl(PR_SET_NAME, "sfmpi-memsrv", 0, 0, 0);
 
-  /* fds: the control socket becomes 3, 0-2 /dev/null, everything else is closed. */
+  /* fds: the control socket becomes 3, the second source of connections (if any) 4, 0-2
+   * /dev/null, everything else is closed. */
   int c = fcntl(ctl, F_DUPFD_CLOEXEC, 10);
+  int from = o->connections_from >= 0 ? fcntl(o->connections_from, F_DUPFD_CLOEXEC, 10) : -1;
   int null = open("/dev/null", O_RDWR);
-  if (c < 0 || null < 0) _exit(71);
+  if (c < 0 || null < 0 || (o->connections_from >= 0 && from < 0)) _exit(71);
   for (int i = 0; i < 3; i++)
     if (null != i && dup2(null, i) < 0) _exit(71);
   if (dup2(c, 3) < 0) _exit(71);
-  if (syscall(SYS_close_range, 4u, ~0u, 0u) != 0) {
+  if (from >= 0 && dup2(from, 4) < 0) _exit(71);
+  if (syscall(SYS_close_range, from >= 0 ? 5u : 4u, ~0u, 0u) != 0) {
     long max = sysconf(_SC_OPEN_MAX);
-    for (long fd = 4; fd < (max > 0 ? max : 65536); fd++) close((int)fd);
+    for (long fd = from >= 0 ? 5 : 4; fd < (max > 0 ? max : 65536); fd++) close((int)fd);
   }
+  from = from >= 0 ? 4 : -1;
 
   child ch = {.sh = sh, .ctl = 3, .ps = sh->page_size, .served = o->served, .served_arg = o->served_arg};
   void *zero = mmap(NULL, sh->page_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -330,24 +334,27 @@ static void __attribute__((noreturn)) child_main(srv_shared *sh, int ctl, pid_t 
   ch.zero = (const char *)zero;
   if (atomic_load(&sh->zmap_state) == ZMAP_PENDING) compute_zero_maps(&ch);
 
-  struct pollfd *pf = (struct pollfd *)calloc(MAX_CONNS + 1, sizeof *pf);
+  /* pf[0] the control socket, pf[1] the second source (fd -1 when none or ended: poll skips
+   * it), then the connections. */
+  struct pollfd *pf = (struct pollfd *)calloc(MAX_CONNS + 2, sizeof *pf);
   if (pf == NULL) _exit(71);
   for (;;) {
     pf[0] = (struct pollfd){ch.ctl, POLLIN, 0};
+    pf[1] = (struct pollfd){from, POLLIN, 0};
     for (int i = 0; i < ch.n; i++) {
       conn *cn = ch.c[i];
-      pf[i + 1] = (struct pollfd){cn->fd, (short)(cn->iov_i < cn->iov_n ? POLLOUT : POLLIN), 0};
+      pf[i + 2] = (struct pollfd){cn->fd, (short)(cn->iov_i < cn->iov_n ? POLLOUT : POLLIN), 0};
     }
-    int nfds = ch.n + 1;
+    int nfds = ch.n + 2;
     if (poll(pf, (nfds_t)nfds, -1) < 0) {
       if (errno == EINTR) continue;
       _exit(72);
     }
     /* Connections first, from the last, so that closing one (which moves the last into its
      * slot) never skips another. */
-    for (int i = nfds - 2; i >= 0; i--) {
+    for (int i = nfds - 3; i >= 0; i--) {
       conn *cn = ch.c[i];
-      short re = pf[i + 1].revents;
+      short re = pf[i + 2].revents;
       if (re == 0) continue;
       if (cn->iov_i < cn->iov_n) {
         int f = flush(cn);
@@ -372,7 +379,11 @@ static void __attribute__((noreturn)) child_main(srv_shared *sh, int ctl, pid_t 
       if (f < 0) conn_close(&ch, i, 1);
       else if (f == 1 && cn->closing) conn_close(&ch, i, 0);
     }
-    if (pf[0].revents && control(&ch)) _exit(0); /* the origin closed us: done */
+    if (from >= 0 && pf[1].revents && control(&ch, from)) {
+      close(from); /* that source is done; the origin's control socket still rules */
+      from = -1;
+    }
+    if (pf[0].revents && control(&ch, ch.ctl)) _exit(0); /* the origin closed us: done */
   }
 }
 
@@ -381,7 +392,7 @@ static void __attribute__((noreturn)) child_main(srv_shared *sh, int ctl, pid_t 
 
 int sf_memsrv_start(const sf_memsrv_range *ranges, int n, const sf_memsrv_options *opts, sf_memsrv **out,
                     char *err, size_t errlen) {
-  sf_memsrv_options none = {0};
+  sf_memsrv_options none = {.connections_from = -1};
   const sf_memsrv_options *o = opts ? opts : &none;
   uint32_t ps = (uint32_t)sysconf(_SC_PAGESIZE);
   if (out == NULL || ranges == NULL || n < 1 || n > SF_LAZY_MAX_REGIONS)

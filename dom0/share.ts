@@ -1,0 +1,261 @@
+/**
+ * dom0's end of the share channel (guest-daemon/share.ts): how state loaded once in the origin
+ * reaches the seeds of other hosts, as SnowFlock's descriptors and memory-on-demand do.
+ *
+ * On the origin's host: for each state the origin publishes, dom0 gives the origin a socket on
+ * which its memory server (xen/lazy.ts, a fork of the origin frozen at that instant) takes
+ * connections; it listens on its cluster address for seeds' connections to that server, proves
+ * the job's secret on each (dom0/handshake.ts) and hands it over; and it turns the published
+ * blob and region table into one descriptor per other host (xen/descriptor.ts, MAC'd with the
+ * job's secret), which the launcher carries there.
+ *
+ * On a seed's host: dom0 checks each descriptor (its MAC, the job, the clone ids, and the
+ * program: the same path, content hash, arguments and directory as this host's seed) and, once
+ * the seed asks for that state, connects to the memory server, proves the secret, and gives
+ * the seed the state with the connection. A descriptor that does not check out reaches the seed
+ * as an error naming why; the seed fails with it.
+ *
+ * After the handshake, a connection to the memory server starts with the state's seq, 4 bytes
+ * little-endian, which says which server takes it; the origin's host answers one byte, 0x4b,
+ * once the connection is out of its hands and in the server's; the page protocol follows
+ * (native/lazy), the seed speaking first.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import { ShareDecoder, ShareError, encodeShare, type ShareBodies, type ShareMessage, type ShareRegion } from '../guest-daemon/share.js';
+import { native } from '../native/addon.js';
+import { decodeDescriptor, encodeDescriptor, pageCountOf, programIdentity, ZeroMap, type Descriptor, type ElementType, type ProgramIdentity } from '../xen/descriptor.js';
+import { connectAuthenticated, handshakeSocket } from './handshake.js';
+import { detach, readExactly } from './links.js';
+
+/** The origin's host's answer once a memory connection is its server's. */
+const ACK = Buffer.from([0x4b]);
+
+/** What a relay needs to know of its job and host. */
+export interface ShareJob {
+  jobId: string;
+  size: number;
+  /** This host's index, name and cluster address. */
+  index: number;
+  hostname: string;
+  bind: string;
+  /** World ranks of each host (from the launcher's `hosts`), once known. */
+  ranksOf: () => readonly (readonly number[])[] | null;
+  /** The command that started this host's first rank. */
+  command: string;
+  args: readonly string[];
+  cwd: string;
+}
+
+/** What the relay sends and tells. */
+export interface ShareEvents {
+  /** A descriptor for host `host` (the launcher carries it). */
+  descriptor(seq: number, host: number, bytes: Buffer): void;
+  /** Something went wrong that the launcher should show. */
+  warn(message: string): void;
+}
+
+/** The program a rank runs: the script for Node (after its options), else the executable. */
+export function programOf(command: string, args: readonly string[]): { file: string; args: string[] } {
+  if (command !== process.execPath) return { file: command, args: [...args] };
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--import' || args[i] === '--require' || args[i] === '-r') i++;
+    else if (!args[i].startsWith('-')) return { file: args[i], args: args.slice(i + 1) };
+  }
+  return { file: command, args: [...args] };
+}
+
+/** One host's end of the share channel of one job. */
+export class ShareRelay {
+  readonly #fd: number;
+  readonly #socket: net.Socket;
+  readonly #job: ShareJob;
+  readonly #secret: Buffer;
+  readonly #events: ShareEvents;
+  readonly #decoder = new ShareDecoder();
+  #program: ProgramIdentity | null = null;
+  // The origin's host: the memory listener and each state's server channel.
+  #listener: net.Server | null = null;
+  #port = 0;
+  readonly #servers = new Map<number, number>();
+  // A seed's host: descriptors (or why not) and what the seed waits for.
+  readonly #states = new Map<number, Descriptor | Error>();
+  readonly #wanted = new Set<number>();
+  #closed = false;
+
+  /** @param fd dom0's end of the share socket pair (the rank has the other) */
+  constructor(fd: number, job: ShareJob, secret: Buffer, events: ShareEvents) {
+    this.#fd = fd;
+    this.#job = job;
+    this.#secret = secret;
+    this.#events = events;
+    this.#socket = new net.Socket({ fd: native.dupFd(fd), readable: true, writable: false });
+    this.#socket.on('data', (d: Buffer) => {
+      let msgs: ShareMessage[];
+      try {
+        msgs = this.#decoder.push(d);
+      } catch (e) {
+        this.#events.warn(`the first rank's share channel: ${(e as Error).message}`);
+        return this.close();
+      }
+      for (const m of msgs) void this.#onMessage(m);
+    });
+    this.#socket.on('error', () => {});
+  }
+
+  /** Stops listening and closes every channel (the job's part on this host ended). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#socket.destroy();
+    this.#listener?.close();
+    for (const fd of this.#servers.values()) native.closeFd(fd);
+    this.#servers.clear();
+    native.closeFd(this.#fd);
+  }
+
+  /** A descriptor from the origin's host, for this host's seed. */
+  descriptor(seq: number, bytes: Buffer): void {
+    let d: Descriptor | Error;
+    try {
+      const ranks = this.#job.ranksOf()?.[this.#job.index];
+      d = decodeDescriptor(bytes, this.#secret, { jobId: this.#job.jobId, cloneIds: ranks ? [...ranks] : undefined, program: this.#ownProgram() });
+    } catch (e) {
+      d = e as Error;
+    }
+    this.#states.set(seq, d);
+    if (this.#wanted.has(seq)) this.#deliverOrTell(seq);
+  }
+
+  #ownProgram(): ProgramIdentity {
+    if (!this.#program) {
+      const p = programOf(this.#job.command, this.#job.args);
+      this.#program = programIdentity(p.file, p.args, this.#job.cwd);
+    }
+    return this.#program;
+  }
+
+  #send<K extends keyof ShareBodies>(type: K, body: ShareBodies[K], fds: number[] = []): void {
+    if (this.#closed) return;
+    native.sendFds(this.#fd, encodeShare(type, body), fds);
+  }
+
+  async #onMessage(m: ShareMessage): Promise<void> {
+    try {
+      switch (m.type) {
+        case 'open':
+          return await this.#open(m.body.seq);
+        case 'publish':
+          return this.#publish(m.body);
+        case 'want':
+          this.#wanted.add(m.body.seq);
+          if (this.#states.has(m.body.seq)) this.#deliverOrTell(m.body.seq);
+          return;
+        default:
+          throw new ShareError(`a ${m.type} message is not the rank's to send`);
+      }
+    } catch (e) {
+      const seq = (m.body as { seq?: number }).seq ?? 0;
+      this.#send('error', { seq, message: (e as Error).message });
+    }
+  }
+
+  // ---- the origin's host
+
+  async #open(seq: number): Promise<void> {
+    if (this.#servers.has(seq)) throw new ShareError(`state ${seq} was opened twice`);
+    if (!this.#listener) {
+      const l = net.createServer({ noDelay: true }, (s) => this.#memoryConnection(s));
+      await new Promise<void>((resolve, reject) => {
+        l.once('error', reject);
+        l.listen(0, this.#job.bind, () => resolve());
+      });
+      this.#listener = l;
+      this.#port = (l.address() as net.AddressInfo).port;
+    }
+    const [ours, theirs] = native.socketPair();
+    this.#servers.set(seq, ours);
+    try {
+      this.#send('opened', { seq }, [theirs]);
+    } finally {
+      native.closeFd(theirs);
+    }
+  }
+
+  #memoryConnection(s: net.Socket): void {
+    const peer = `${s.remoteAddress}:${s.remotePort}`;
+    handshakeSocket(s, { secret: this.#secret, role: 'dom0', side: 'server', accept: ['dom0'] })
+      .then(async (auth) => {
+        // The client sends the seq and waits for the ack: nothing more is in flight here.
+        const seq = (await readExactly(auth, 4, 5000, `memory connection from ${peer}`)).readUInt32LE(0);
+        const server = this.#servers.get(seq);
+        if (server === undefined) throw new Error(`asked for state ${seq}, which this host has not published`);
+        // Out of Node's hands before the ack, so no page request can land in Node's buffer.
+        const fd = detach(auth);
+        try {
+          fs.writeSync(fd, ACK);
+          native.sendFds(server, Buffer.from([0]), [fd]);
+        } finally {
+          native.closeFd(fd);
+        }
+      })
+      .catch((e: Error) => {
+        s.destroy();
+        this.#events.warn(`refused a connection to the memory server from ${peer}: ${e.message}`);
+      });
+  }
+
+  #publish(p: ShareBodies['publish']): void {
+    if (!this.#servers.has(p.seq)) throw new ShareError(`state ${p.seq} was published before it was opened`);
+    const ranksOf = this.#job.ranksOf();
+    if (!ranksOf) throw new ShareError('the job\'s hosts are not known yet');
+    const program = this.#ownProgram();
+    const regions = p.regions.map((r) => ({
+      id: r.id, slot: r.slot, path: r.path, byteLength: r.byteLength, pageSize: r.pageSize, hugePages: r.hugePages,
+      elementType: r.elementType as ElementType, zeroMap: ZeroMap.fromBitmap(r.zeroBitmap, pageCountOf(r.byteLength, r.pageSize)),
+    }));
+    for (let h = 0; h < ranksOf.length; h++) {
+      if (h === this.#job.index) continue;
+      const bytes = encodeDescriptor({
+        jobId: this.#job.jobId, program, forkPoint: { sequence: p.seq, label: p.label }, worldSize: this.#job.size,
+        cloneIds: [...ranksOf[h]], state: p.blob, regions,
+        memoryServer: { host: this.#job.hostname, address: this.#job.bind, port: this.#port },
+      }, this.#secret);
+      this.#events.descriptor(p.seq, h, bytes);
+    }
+    this.#send('published', { seq: p.seq });
+  }
+
+  // ---- a seed's host
+
+  /** Delivers state seq to the seed, or tells it why not. */
+  #deliverOrTell(seq: number): void {
+    this.#deliver(seq).catch((e: Error) => this.#send('error', { seq, message: e.message }));
+  }
+
+  async #deliver(seq: number): Promise<void> {
+    this.#wanted.delete(seq);
+    const d = this.#states.get(seq)!;
+    if (d instanceof Error) throw new ShareError(`state ${seq} from the origin's host was refused: ${d.message}`);
+    const { address, port, host } = d.memoryServer;
+    const s = await connectAuthenticated({ host: address, port, secret: this.#secret, role: 'dom0', accept: ['dom0'] }).catch((e: Error) => {
+      throw new ShareError(`cannot reach the memory server of state ${seq} on ${host} (${address}:${port}): ${e.message}`);
+    });
+    const head = Buffer.alloc(4);
+    head.writeUInt32LE(seq, 0);
+    await new Promise<void>((resolve, reject) => s.write(head, (e) => (e ? reject(e) : resolve())));
+    // The server's ack: the connection is its memory server's now; nothing follows until we ask.
+    const ack = await readExactly(s, 1, 5000, `the memory server of state ${seq} on ${host}`);
+    if (ack[0] !== ACK[0]) throw new ShareError(`the memory server of state ${seq} on ${host} answered ${ack[0]} instead of its ack`);
+    const fd = detach(s);
+    const regions: ShareRegion[] = d.regions.map((r) => ({
+      id: r.id, slot: r.slot, path: r.path, byteLength: r.byteLength, pageSize: r.pageSize, hugePages: r.hugePages,
+      elementType: r.elementType, zeroBitmap: r.zeroMap.toBitmap(),
+    }));
+    try {
+      this.#send('state', { seq, blob: d.state, regions, server: `${host}:${port}` }, [fd]);
+    } finally {
+      native.closeFd(fd);
+    }
+  }
+}
