@@ -183,9 +183,15 @@ static int sfl__control(sfl__job *j) {
   return 0;
 }
 
-/* The origin's environment: ours, without what the launchers say among themselves, with the
- * protocol's variables. */
-static char **sfl__environment(const sfl_job_opts *o, char *fds) {
+/* The origin's environment: ours, without the protocol's variables of an enclosing job, with
+ * this job's. The strings from env[first] on are ours (sfl__environment_free). */
+static void sfl__environment_free(char **env, size_t first) {
+  if (env == NULL) return;
+  for (size_t i = first; env[i]; i++) free(env[i]);
+  free(env);
+}
+
+static char **sfl__environment(const sfl_job_opts *o, char *fds, size_t *first) {
   static const char *const drop[] = {"SFMPI_SIZE=", "SFMPI_CONTROL_FD=", "SFMPI_STDIO_FDS=", "SFMPI_LAUNCHER_PID=", NULL};
   size_t n = 0, k = 0;
   char **env;
@@ -200,18 +206,21 @@ static char **sfl__environment(const sfl_job_opts *o, char *fds) {
     if (o->verbose && strncmp(*e, "SFMPI_VERBOSE=", 14) == 0) skip = 1;
     if (!skip) env[k++] = *e;
   }
-  if (asprintf(&env[k++], "SFMPI_SIZE=%d", o->size) < 0) goto fail;
-  if (asprintf(&env[k++], "SFMPI_CONTROL_FD=3") < 0) goto fail;
-  if (asprintf(&env[k++], "SFMPI_STDIO_FDS=%s", fds) < 0) goto fail;
-  if (asprintf(&env[k++], "SFMPI_LAUNCHER_PID=%d", (int)getpid()) < 0) goto fail;
+  *first = k;
+  /* asprintf leaves its pointer undefined on failure: each is checked before the next. */
+  if (asprintf(&env[k], "SFMPI_SIZE=%d", o->size) < 0) goto fail;
+  if (asprintf(&env[++k], "SFMPI_CONTROL_FD=3") < 0) goto fail;
+  if (asprintf(&env[++k], "SFMPI_STDIO_FDS=%s", fds) < 0) goto fail;
+  if (asprintf(&env[++k], "SFMPI_LAUNCHER_PID=%d", (int)getpid()) < 0) goto fail;
   /* Math.round(seconds * 1000), as the Node launcher wrote it */
-  if (o->timeout > 0 && asprintf(&env[k++], "SFMPI_TIMEOUT_MS=%.0f", (double)(long long)(o->timeout * 1000 + 0.5)) < 0)
+  if (o->timeout > 0 && asprintf(&env[++k], "SFMPI_TIMEOUT_MS=%.0f", (double)(long long)(o->timeout * 1000 + 0.5)) < 0)
     goto fail;
-  if (o->verbose && asprintf(&env[k++], "SFMPI_VERBOSE=1") < 0) goto fail;
-  env[k] = NULL;
+  if (o->verbose && asprintf(&env[++k], "SFMPI_VERBOSE=1") < 0) goto fail;
+  env[++k] = NULL;
   return env;
 fail:
-  free(env); /* the few strings asprintf made are the process's until it exits */
+  env[k] = NULL;
+  sfl__environment_free(env, *first);
   return NULL;
 }
 
@@ -222,6 +231,7 @@ int sfl_run_job(const sfl_job_opts *o, char *failure, size_t len) {
   struct pollfd *p = NULL;
   char *fds = NULL;
   char **env = NULL;
+  size_t env_first = 0;
   sigset_t mask, none, deflt;
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t attr;
@@ -299,7 +309,7 @@ int sfl_run_job(const sfl_job_opts *o, char *failure, size_t len) {
     child_fd[i] = high;
   }
 
-  env = sfl__environment(o, fds);
+  env = sfl__environment(o, fds, &env_first);
   if (env == NULL) {
     snprintf(failure, len, "cannot start %s: out of memory", o->argv[0]);
     status = 127;
@@ -390,7 +400,7 @@ out:
   free(child_fd);
   free(target);
   free(fds);
-  free(env);
+  sfl__environment_free(env, env_first);
   free(p);
   free(idx);
   return status;
