@@ -26,7 +26,7 @@ interface Failure {
   at: number;
 }
 
-/** What runJob/runCluster return. */
+/** What runCluster returns. */
 export interface JobResult {
   status: number;
   /** The line printed for a failure, if any. */

@@ -97,6 +97,12 @@ void sf_admission_release(long id);
 /* Slots reserved on this host now (pruning dead holders). */
 long sf_admission_used(void);
 
+/* The launcher's check before it starts anything: a job of `ranks` ranks on this host needs
+ * ranks-1 clones, within the limit. Returns 0, or -1 with the refusal in *err: "-n 9 needs 8
+ * clones, beyond this host's admission limit of 4 (set SFMPI_MAX_CLONES to change it)", or the
+ * limit's own error (a malformed SFMPI_MAX_CLONES). */
+int sf_admission_precheck(long ranks, char *err, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif

@@ -178,3 +178,13 @@ long sf_admission_used(void) {
   close(dirfd);
   return used;
 }
+
+int sf_admission_precheck(long ranks, char *err, size_t errlen) {
+  long limit = sf_admission_limit(err, errlen);
+  if (limit < 0) return -1;
+  if (ranks - 1 <= limit) return 0;
+  snprintf(err, errlen,
+           "-n %ld needs %ld clones, beyond this host's admission limit of %ld (set SFMPI_MAX_CLONES to change it)",
+           ranks, ranks - 1, limit);
+  return -1;
+}
