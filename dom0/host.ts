@@ -73,7 +73,8 @@ export class HostPart {
     return new Promise((resolve) => {
       let ranks: HostRanks | null = null;
       let relay: ShareRelay | null = null;
-      let ranksOf: number[][] | null = null;
+      let knowRanks!: (of: number[][]) => void;
+      const ranksOf = new Promise<number[][]>((r) => (knowRanks = r));
       let lastHeard = Date.now();
       let finished = false;
       let ranksEnded!: () => void;
@@ -137,7 +138,7 @@ export class HostPart {
               ranks.start();
               relay = new ShareRelay(
                 ranks.shareFd,
-                { jobId: msg.job, size: msg.size, index, hostname: os.hostname(), bind, ranksOf: () => ranksOf, command: msg.command, args: msg.args, cwd: msg.cwd },
+                { jobId: msg.job, size: msg.size, index, hostname: os.hostname(), bind, ranksOf, command: msg.command, args: msg.args, cwd: msg.cwd },
                 secret,
                 { descriptor: (seq, host, bytes) => send({ type: 'descriptor', seq, host, bytes }), warn: (m) => send({ type: 'error', message: m }) },
               );
@@ -149,7 +150,7 @@ export class HostPart {
               const r = ranks;
               if (!r) throw new Error('hosts before start');
               const of = msg.endpoints.map((_, h) => msg.hostOf.flatMap((hh, rank) => (hh === h ? [rank] : [])));
-              ranksOf = of;
+              knowRanks(of);
               links
                 .expect({ me: index, ranksOf: of, endpoints: msg.endpoints })
                 .then((list) => {

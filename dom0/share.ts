@@ -39,8 +39,8 @@ export interface ShareJob {
   index: number;
   hostname: string;
   bind: string;
-  /** World ranks of each host (from the launcher's `hosts`), once known. */
-  ranksOf: () => readonly (readonly number[])[] | null;
+  /** World ranks of each host (from the launcher's `hosts`): resolves once they are known. */
+  ranksOf: Promise<readonly (readonly number[])[]>;
   /** The command that started this host's first rank. */
   command: string;
   args: readonly string[];
@@ -116,15 +116,17 @@ export class ShareRelay {
 
   /** A descriptor from the origin's host, for this host's seed. */
   descriptor(seq: number, bytes: Buffer): void {
-    let d: Descriptor | Error;
-    try {
-      const ranks = this.#job.ranksOf()?.[this.#job.index];
-      d = decodeDescriptor(bytes, this.#secret, { jobId: this.#job.jobId, cloneIds: ranks ? [...ranks] : undefined, program: this.#ownProgram() });
-    } catch (e) {
-      d = e as Error;
-    }
-    this.#states.set(seq, d);
-    if (this.#wanted.has(seq)) this.#deliverOrTell(seq);
+    // The origin's host sends descriptors only once it knows every host's ranks; so do we by then.
+    void this.#job.ranksOf.then((ranksOf) => {
+      let d: Descriptor | Error;
+      try {
+        d = decodeDescriptor(bytes, this.#secret, { jobId: this.#job.jobId, cloneIds: [...ranksOf[this.#job.index]], program: this.#ownProgram() });
+      } catch (e) {
+        d = e as Error;
+      }
+      this.#states.set(seq, d);
+      if (this.#wanted.has(seq)) this.#deliverOrTell(seq);
+    });
   }
 
   #ownProgram(): ProgramIdentity {
@@ -146,7 +148,7 @@ export class ShareRelay {
         case 'open':
           return await this.#open(m.body.seq);
         case 'publish':
-          return this.#publish(m.body);
+          return await this.#publish(m.body);
         case 'want':
           this.#wanted.add(m.body.seq);
           if (this.#states.has(m.body.seq)) this.#deliverOrTell(m.body.seq);
@@ -205,10 +207,10 @@ export class ShareRelay {
       });
   }
 
-  #publish(p: ShareBodies['publish']): void {
+  async #publish(p: ShareBodies['publish']): Promise<void> {
     if (!this.#servers.has(p.seq)) throw new ShareError(`state ${p.seq} was published before it was opened`);
-    const ranksOf = this.#job.ranksOf();
-    if (!ranksOf) throw new ShareError('the job\'s hosts are not known yet');
+    // The origin may get here before the launcher said where every rank lives.
+    const ranksOf = await this.#job.ranksOf;
     const program = this.#ownProgram();
     const regions = p.regions.map((r) => ({
       id: r.id, slot: r.slot, path: r.path, byteLength: r.byteLength, pageSize: r.pageSize, hugePages: r.hugePages,
