@@ -11,6 +11,7 @@
  * The value is the origin's as of the loader's return: the origin's later writes are never
  * seen on other hosts (its memory server serves a frozen copy).
  */
+import os from 'node:os';
 import { RankShareChannel, type ShareRegion } from '../guest-daemon/share.js';
 import { native } from '../native/addon.js';
 import { describeRegions, splitState, joinState } from '../xen/state.js';
@@ -39,6 +40,32 @@ const lazyRegions: LazyRegion[] = [];
 /** True once this process maps a lazy region: the MPI layer's receives check for hints only then. */
 export let lazyInUse = false;
 
+let reporting = false;
+/** With --verbose, the first process of a host reports what its lazy memory did, at exit. */
+function reportAtExit(): void {
+  if (reporting || process.env.SFMPI_VERBOSE !== '1') return;
+  reporting = true;
+  const pid = process.pid;
+  process.on('exit', () => {
+    if (process.pid !== pid) return; // a clone: its host's first process reports for the host
+    const host = os.hostname();
+    for (const r of lazyRegions) {
+      if (r.closed) continue;
+      const c = r.counters();
+      process.stderr.write(
+        `sfmpi: lazy memory on ${host}, region ${r.id} (${c.pages} pages): ${c.faults} touched while missing, ${c.fetched} fetched, ` +
+          `${c.zeroFilled} zero-filled, ${c.avoided} avoided, ${c.multicast} by multicast, ${c.prefetched} prefetched\n`,
+      );
+    }
+    for (const s of servers) {
+      if (!s.alive()) continue;
+      const c = s.counters();
+      for (const r of c.regions)
+        process.stderr.write(`sfmpi: memory server on ${host}, region ${r.id}: ${r.sent} pages sent in ${r.requests} requests over ${c.connections} connections\n`);
+    }
+  });
+}
+
 function role(): 'origin' | 'seed' | null {
   const r = process.env.SFMPI_SHARE_ROLE;
   return process.env.SFMPI_SHARE_FD && (r === 'origin' || r === 'seed') ? r : null;
@@ -62,6 +89,7 @@ export function loadOnce<T>(loader: () => T, options: LoadOnceOptions = {}): T {
   const n = ++seq;
   const label = options.label ?? `state ${n}`;
   channel ??= new RankShareChannel(Number(process.env.SFMPI_SHARE_FD));
+  reportAtExit();
   return r === 'origin' ? publish(channel, n, label, loader()) : fetch(channel, n, label, options.timeoutMs);
 }
 
