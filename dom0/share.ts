@@ -15,18 +15,44 @@
  * the seed the state with the connection. A descriptor that does not check out reaches the seed
  * as an error naming why; the seed fails with it.
  *
+ * Working-set prefetch (REAP): at its end a seed sends the order in which it faulted pages;
+ * dom0 keeps it in a file per program, state and clone ids, and gives it with the same state
+ * next time, so the seed fetches those pages ahead of its faults (SFMPI_PREFETCH=0: neither
+ * kept nor given; SFMPI_WORKING_SETS: where, default ~/.cache/sfmpi/working-sets).
+ *
  * After the handshake, a connection to the memory server starts with the state's seq, 4 bytes
  * little-endian, which says which server takes it; the origin's host answers one byte, 0x4b,
  * once the connection is out of its hands and in the server's; the page protocol follows
  * (native/lazy), the seed speaking first.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { ShareDecoder, ShareError, encodeShare, type ShareBodies, type ShareMessage, type ShareRegion } from '../guest-daemon/share.js';
 import { native } from '../native/addon.js';
 import { decodeDescriptor, encodeDescriptor, pageCountOf, programIdentity, ZeroMap, type Descriptor, type ElementType, type ProgramIdentity } from '../xen/descriptor.js';
 import { connectAuthenticated, handshakeSocket } from './handshake.js';
 import { detach, readExactly } from './links.js';
+
+/** The largest working set kept (a few bytes per run of pages: far below this). */
+const MAX_WORKING_SET = 16 << 20;
+
+/** Where working sets live: $SFMPI_WORKING_SETS, else the user's cache folder. */
+function workingSetDir(): string {
+  return process.env.SFMPI_WORKING_SETS || path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'sfmpi', 'working-sets');
+}
+
+function readWorkingSet(file: string): Uint8Array {
+  try {
+    const st = fs.statSync(file);
+    if (!st.isFile() || st.size > MAX_WORKING_SET) return new Uint8Array(0);
+    return fs.readFileSync(file);
+  } catch {
+    return new Uint8Array(0); // none yet: the first run records one
+  }
+}
 
 /** The origin's host's answer once a memory connection is its server's. */
 const ACK = Buffer.from([0x4b]);
@@ -81,6 +107,8 @@ export class ShareRelay {
   // A seed's host: descriptors (or why not) and what the seed waits for.
   readonly #states = new Map<number, Descriptor | Error>();
   readonly #wanted = new Set<number>();
+  /** Descriptors delivered to the seed, for its working set at the end. */
+  readonly #delivered: Descriptor[] = [];
   #closed = false;
 
   /** @param fd dom0's end of the share socket pair (the rank has the other) */
@@ -149,6 +177,8 @@ export class ShareRelay {
           return await this.#open(m.body.seq);
         case 'publish':
           return await this.#publish(m.body);
+        case 'record':
+          return this.#record(m.body.list);
         case 'want':
           this.#wanted.add(m.body.seq);
           if (this.#states.has(m.body.seq)) this.#deliverOrTell(m.body.seq);
@@ -254,10 +284,40 @@ export class ShareRelay {
       id: r.id, slot: r.slot, path: r.path, byteLength: r.byteLength, pageSize: r.pageSize, hugePages: r.hugePages,
       elementType: r.elementType, zeroBitmap: r.zeroMap.toBitmap(),
     }));
+    const prefetch = process.env.SFMPI_PREFETCH === '0' ? new Uint8Array(0) : readWorkingSet(this.#workingSetFile(d));
+    this.#delivered.push(d);
     try {
-      this.#send('state', { seq, blob: d.state, regions, server: `${host}:${port}` }, [fd]);
+      this.#send('state', { seq, blob: d.state, regions, server: `${host}:${port}`, prefetch }, [fd]);
     } finally {
       native.closeFd(fd);
+    }
+  }
+
+  /**
+   * Where this host keeps the working set of a state: one file per program, state, region table
+   * and clone ids (REAP's record of one run, replayed by the next run of the same job shape).
+   */
+  #workingSetFile(d: Descriptor): string {
+    const h = createHash('sha256').update(d.program.sha256).update(JSON.stringify(d.program.args)).update(String(d.forkPoint.sequence));
+    h.update(createHash('sha256').update(d.state).digest());
+    for (const r of d.regions) h.update(`${r.id}:${r.byteLength}:${r.pageSize};`);
+    h.update(d.cloneIds.join(','));
+    return path.join(workingSetDir(), `${h.digest('hex').slice(0, 32)}.ws`);
+  }
+
+  /** The seed's fault order at its end: kept for the next run of the same states. */
+  #record(list: Uint8Array): void {
+    if (process.env.SFMPI_PREFETCH === '0' || list.length === 0 || list.length > MAX_WORKING_SET || this.#delivered.length === 0) return;
+    for (const d of this.#delivered) {
+      const file = this.#workingSetFile(d);
+      try {
+        fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+        const tmp = `${file}.${process.pid}.tmp`;
+        fs.writeFileSync(tmp, list, { mode: 0o600 });
+        fs.renameSync(tmp, file);
+      } catch (e) {
+        this.#events.warn(`cannot keep the working set in ${file}: ${(e as Error).message}`);
+      }
     }
   }
 }

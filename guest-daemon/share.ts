@@ -26,8 +26,10 @@
  *   publish    origin -> dom0   {seq, label, blob, regions}  the state: blob and region table
  *   published  dom0 -> origin   {seq}                     its descriptors are on their way
  *   want       seed -> dom0     {seq, label}              the seed waits for state seq
- *   state      dom0 -> seed     {seq, blob, regions, server} + fd   the state and a connection to its memory server
+ *   state      dom0 -> seed     {seq, blob, regions, server, prefetch} + fd   the state, a connection to its memory
+ *                                                         server, and the working set this host recorded last time (or empty)
  *   error      dom0 -> rank     {seq, message}            the state cannot be had; message says why
+ *   record     seed -> dom0     {list}                    at its end: the pages it faulted, in order (xen/lazy.ts workingSet)
  */
 import fs from 'node:fs';
 import v8 from 'node:v8';
@@ -40,7 +42,7 @@ const HEADER = 12;
 export const MAX_SHARE_MESSAGE = 64 << 20;
 
 /** Message type codes. */
-export const ShareType = { open: 1, opened: 2, publish: 3, published: 4, want: 5, state: 6, error: 7 } as const;
+export const ShareType = { open: 1, opened: 2, publish: 3, published: 4, want: 5, state: 6, error: 7, record: 8 } as const;
 /** One of the {@link ShareType} names. */
 export type ShareTypeName = keyof typeof ShareType;
 const NAMES = new Map<number, ShareTypeName>(Object.entries(ShareType).map(([k, v]) => [v, k as ShareTypeName]));
@@ -64,8 +66,9 @@ export interface ShareBodies {
   publish: { seq: number; label: string; blob: Uint8Array; regions: ShareRegion[] };
   published: { seq: number };
   want: { seq: number; label: string };
-  state: { seq: number; blob: Uint8Array; regions: ShareRegion[]; server: string };
+  state: { seq: number; blob: Uint8Array; regions: ShareRegion[]; server: string; prefetch: Uint8Array };
   error: { seq: number; message: string };
+  record: { list: Uint8Array };
 }
 
 /** A message and the descriptors that came with it. */
@@ -101,8 +104,9 @@ const CHECKS: { [K in ShareTypeName]: (o: Record<string, unknown>) => boolean } 
   publish: (o) => isInt(o.seq) && typeof o.label === 'string' && isBytes(o.blob) && Array.isArray(o.regions) && o.regions.every(isRegion),
   published: (o) => isInt(o.seq),
   want: (o) => isInt(o.seq) && typeof o.label === 'string',
-  state: (o) => isInt(o.seq) && isBytes(o.blob) && Array.isArray(o.regions) && o.regions.every(isRegion) && typeof o.server === 'string',
+  state: (o) => isInt(o.seq) && isBytes(o.blob) && Array.isArray(o.regions) && o.regions.every(isRegion) && typeof o.server === 'string' && isBytes(o.prefetch),
   error: (o) => isInt(o.seq) && typeof o.message === 'string',
+  record: (o) => isBytes(o.list),
 };
 
 /** Reads messages out of a byte stream, checking each (both ends use it). */

@@ -16,7 +16,7 @@ import { RankShareChannel, type ShareRegion } from '../guest-daemon/share.js';
 import { native } from '../native/addon.js';
 import { describeRegions, splitState, joinState } from '../xen/state.js';
 import { ZeroMap, pageCountOf } from '../xen/descriptor.js';
-import { mapLazyRegion, startMemoryServer, type LazyRegion, type MemoryServer } from '../xen/lazy.js';
+import { mapLazyRegion, prefetch, startMemoryServer, workingSet, type LazyRegion, type MemoryServer } from '../xen/lazy.js';
 
 /** Options of {@link loadOnce}. */
 export interface LoadOnceOptions {
@@ -134,7 +134,31 @@ function fetch<T>(ch: RankShareChannel, n: number, label: string, timeoutMs?: nu
     views[x.slot] = region.buffer;
   }
   if (fd !== undefined && m.body.regions.length === 0) native.closeFd(fd);
+  if (m.body.prefetch.length > 0 && m.body.regions.length > 0) {
+    try {
+      prefetch(m.body.prefetch);
+    } catch {
+      /* a working set of another shape (regions changed): faults fetch as usual */
+    }
+  }
+  recordAtExit(ch);
   return joinState(m.body.blob, views) as T;
+}
+
+let recording = false;
+/** At its end, a seed's first process hands its fault order to dom0 for the next run. */
+function recordAtExit(ch: RankShareChannel): void {
+  if (recording) return;
+  recording = true;
+  const pid = process.pid;
+  process.on('exit', () => {
+    if (process.pid !== pid) return;
+    try {
+      ch.send('record', { list: workingSet() });
+    } catch {
+      /* dom0 gone: nothing to keep */
+    }
+  });
 }
 
 /** Called at the fork point: loadOnce is for the code before it. */

@@ -26,7 +26,9 @@ function hosts(): TestHosts {
   if (!c) throw new Error('the test hosts are not up');
   return c;
 }
-const mpirun = (args: string[], opts: MpirunOptions = {}) => runIn(hosts(), ['--hostfile', hosts().hostfile, '-n', '8', ...args], { timeoutMs: 120_000, ...opts });
+// Working sets go to the test's folder (not the user's cache), and only where a test asks for them.
+const mpirun = (args: string[], opts: MpirunOptions = {}) =>
+  runIn(hosts(), ['--hostfile', hosts().hostfile, '-n', '8', ...args], { timeoutMs: 120_000, ...opts, env: { SFMPI_PREFETCH: '0', SFMPI_WORKING_SETS: path.join(dir, 'ws'), ...opts.env } });
 const counters = (stdout: string, what: 'lazy' | 'server') =>
   [...stdout.matchAll(new RegExp(`^${what} (?:(\\d+) )?(\\{.*\\})$`, 'gm'))].map((m) => ({ rank: Number(m[1] ?? -1), c: JSON.parse(m[2]) }));
 
@@ -58,7 +60,21 @@ if (!avail.ok || !lazy.ok) {
     const lazyCounters = counters(j.stdout, 'lazy');
     assert.equal(lazyCounters.map((x) => x.rank).sort(), [3, 6], show(j));
     assert.ok(lazyCounters.find((x) => x.rank === 3)!.c.avoided >= 64, `rank 3 avoided ${JSON.stringify(lazyCounters)}`);
-    for (const x of lazyCounters) assert.is(x.c.fetched + x.c.zeroFilled + x.c.avoided >= 8192 - 64, true, JSON.stringify(x));
+    for (const x of lazyCounters) assert.ok(x.c.fetched + x.c.prefetched + x.c.zeroFilled + x.c.avoided >= 8192 - 64, JSON.stringify(x));
+    await nothingLeft(hosts());
+  });
+
+  test('a second run of the same job gets the working set the first recorded, fetched ahead of its faults', async () => {
+    const env = { SFMPI_PREFETCH: '1' };
+    const first = await mpirun([fixture, path.join(dir, 'loads-ws')], { env });
+    assert.is(first.code, 0, show(first));
+    assert.is(fs.readdirSync(path.join(dir, 'ws')).filter((f) => f.endsWith('.ws')).length, 2, 'one working set per seed host');
+    const again = await mpirun([fixture, path.join(dir, 'loads-ws')], { env });
+    assert.is(again.code, 0, show(again));
+    for (let r = 0; r < 8; r++) assert.match(again.stdout, new RegExp(`^check ${r} ok$`, 'm'), show(again));
+    const lazyCounters = counters(again.stdout, 'lazy');
+    assert.is(lazyCounters.length, 2, show(again));
+    for (const x of lazyCounters) assert.ok(x.c.prefetched > 1000, `nothing prefetched on rank ${x.rank}'s host: ${JSON.stringify(x.c)}`);
     await nothingLeft(hosts());
   });
 
