@@ -105,7 +105,9 @@ function publish<T>(ch: RankShareChannel, n: number, label: string, value: T): T
     if (split.regions.length > 0) {
       const server = startMemoryServer(split.regions.map((x) => ({ id: x.slot + 1, view: x.buffer })), { connectionsFrom: from });
       servers.push(server);
-      zeroMaps = split.regions.map((x) => ZeroMap.fromBitmap(server.zeroMap(x.slot + 1), pageCountOf(x.byteLength, native.pageSize())));
+      // SFMPI_LAZY_ZEROMAP=0 turns the zero-page heuristic off (benchmarks measure what it saves).
+      if (process.env.SFMPI_LAZY_ZEROMAP !== '0')
+        zeroMaps = split.regions.map((x) => ZeroMap.fromBitmap(server.zeroMap(x.slot + 1), pageCountOf(x.byteLength, native.pageSize())));
     }
   } finally {
     native.closeFd(from);

@@ -110,6 +110,38 @@ try {
     for (const [key, s] of slurm.run) startup[`slurm${k}:${key}`] = new Map([['ms', { median: s.median / 1000, min: s.min / 1000, n: s.n }]]);
   }
 
+  // --- state handed to 8 ranks on 2 and 4 hosts (issue 11) ---
+  const mib = Number(process.env.STATE_MIB ?? 1024);
+  const stateFile = path.join(work, 'state.bin');
+  {
+    // The file peer's data: the same bytes the origin builds, on the (shared) file system.
+    const chunk = new Float64Array(1 << 17), n = (mib << 20) / 8, fd = fs.openSync(stateFile, 'w');
+    for (let off = 0; off < n; off += chunk.length) {
+      for (let i = 0; i < chunk.length; i++) chunk[i] = off + i < n / 2 ? off + i + 1 : 0;
+      fs.writeSync(fd, chunk);
+    }
+    fs.closeSync(fd);
+  }
+  const stateC = build('cluster/state_peer.c').ompi;
+  const stateTs = path.join(root, 'dist', 'benchmarks', 'cluster', 'state-ranks.js');
+  const ws = path.join(work, 'working-sets');
+  const state: Record<string, Record<string, Map<string, Stat>>> = {};
+  for (const k of [2, 4]) {
+    const hf = hostfile(k);
+    const sf = (pattern: string, env: Record<string, string>) => () =>
+      inHost([process.execPath, sfmpirun, '--hostfile', hf, '-n', '8', stateTs, String(mib), pattern], { SFMPI_PREFETCH: '0', SFMPI_WORKING_SETS: ws, ...env });
+    state[k] = interleave({
+      eighth: sf('eighth', {}),
+      all: sf('all', {}),
+      noZeroMap: sf('all', { SFMPI_LAZY_ZEROMAP: '0' }),
+      // Replays the working set the previous round of this driver recorded (the first round records).
+      prefetch: sf('all', { SFMPI_PREFETCH: '1' }),
+      fileEighth: () => inHost(['mpirun.openmpi', '--hostfile', hf, '-n', '8', ...ompiFlags, stateC, String(mib), 'eighth', 'file', stateFile], ompiEnv),
+      fileAll: () => inHost(['mpirun.openmpi', '--hostfile', hf, '-n', '8', ...ompiFlags, stateC, String(mib), 'all', 'file', stateFile], ompiEnv),
+      bcast: () => inHost(['mpirun.openmpi', '--hostfile', hf, '-n', '8', ...ompiFlags, stateC, String(mib), 'all', 'bcast'], ompiEnv),
+    });
+  }
+
   // --- tables ---
   const mbs = (t: Stat | undefined): Stat | undefined => (t ? { median: (1 << 20) / t.median, min: (1 << 20) / t.min, n: t.n } : undefined);
   const l = (d: Map<string, Stat>) => d.get('8');
@@ -126,7 +158,31 @@ try {
     ...[2, 4].map((k) => [`${k} hosts, inside salloc`, cell(s(`slurm${k}:c`), 0), cell(s(`slurm${k}:ts`), 0), 'srun --mpi=pmix (Open MPI)', cell(s(`slurm${k}:ompi`), 0), ratio(s(`slurm${k}:c`), s(`slurm${k}:ompi`)), ratio(s(`slurm${k}:ts`), s(`slurm${k}:ompi`))]),
     ...[2, 4].map((k) => [`${k} hosts, inside salloc`, '', '', `srun -N ${k} hostname`, cell(s(`slurm${k}:hostname`), 0), ratio(s(`slurm${k}:c`), s(`slurm${k}:hostname`)), ratio(s(`slurm${k}:ts`), s(`slurm${k}:hostname`))]),
   ]));
-  console.log('wall time from the launcher\'s start to its exit, run on the first host; lower is better.');
+  console.log('wall time from the launcher\'s start to its exit, run on the first host; lower is better.\n');
+  const ms = (d: Map<string, Stat>, key: string) => {
+    const x = d.get(key);
+    return x ? { median: x.median / 1000, min: x.min / 1000, n: x.n } : undefined;
+  };
+  const frac = (d: Map<string, Stat>) => {
+    const f = d.get('fetchedMB'), t = d.get('touchedMB');
+    return f && t ? `${(f.median / t.median).toFixed(2)}x` : '-';
+  };
+  const srow = (name: string, key: string, peer = false) => [name, ...[2, 4].flatMap((k) => [cell(ms(state[k][key], 'past'), 0), cell(ms(state[k][key], 'done'), 0), peer ? '-' : frac(state[k][key])])];
+  console.log(table([`state of ${mib} MiB, 8 ranks (ms)`, '2 hosts: past', 'done', 'fetched/touched', '4 hosts: past', 'done', 'fetched/touched'], [
+    srow('sfmpi loadOnce, each rank its eighth', 'eighth'),
+    srow('sfmpi loadOnce, every rank all', 'all'),
+    srow('  the same, zero map off', 'noZeroMap'),
+    srow('  the same, prefetching the last run\'s working set', 'prefetch'),
+    srow('Open MPI, each rank reads its eighth from a file', 'fileEighth', true),
+    srow('Open MPI, each rank reads all from a file', 'fileAll', true),
+    srow('Open MPI, MPI_Bcast of all from rank 0 (TCP)', 'bcast', true),
+  ]));
+  console.log(
+    'past: from the origin\'s loader returning to every rank past its fork point (sfmpi), or from the hand-over\'s start to every rank holding its data (Open MPI);\n' +
+      'done: to every rank through its pattern (one read per page); fetched/touched: pages that crossed the network over distinct data pages touched, per host\n' +
+      '(the second half of the state is zero: its pages are never fetched unless the zero map is off). The file peer reads a file that every test host sees\n' +
+      'through one page cache: a real cluster reads a disk or a parallel file system.',
+  );
 } finally {
   await c.down();
   fs.rmSync(work, { recursive: true, force: true });

@@ -183,7 +183,7 @@ export async function runCluster(program: Prepared, plan: Plan, opts: ClusterOpt
 
   // --- their connections ---
   const env = Object.fromEntries(Object.entries(process.env).filter(([k, v]) => v !== undefined && !k.startsWith('SFMPI_') && k !== '_')) as Record<string, string>;
-  for (const k of ['SFMPI_TIMEOUT_MS', 'SFMPI_WAIT_TIMEOUT_MS', 'SFMPI_VERBOSE', 'SFMPI_MAX_CLONES', 'SFMPI_SPIN_US', 'SFMPI_CMA', 'SFMPI_TEST_TAG'])
+  for (const k of ['SFMPI_TIMEOUT_MS', 'SFMPI_WAIT_TIMEOUT_MS', 'SFMPI_VERBOSE', 'SFMPI_MAX_CLONES', 'SFMPI_SPIN_US', 'SFMPI_CMA', 'SFMPI_TEST_TAG', 'SFMPI_LAZY_ZEROMAP', 'SFMPI_SHARE_TIMEOUT_MS'])
     if (process.env[k] !== undefined) env[k] = process.env[k]!;
   if (opts.timeout > 0) env.SFMPI_TIMEOUT_MS = String(Math.round(opts.timeout * 1000));
   if (opts.verbose) env.SFMPI_VERBOSE = '1';
