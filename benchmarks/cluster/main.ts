@@ -165,10 +165,11 @@ try {
   };
   const frac = (d: Map<string, Stat>) => {
     const f = d.get('fetchedMB'), t = d.get('touchedMB');
-    return f && t ? `${(f.median / t.median).toFixed(2)}x` : '-';
+    return f && t && t.median > 0 ? `${(f.median / t.median).toFixed(2)}x` : '-';
   };
-  const srow = (name: string, key: string, peer = false) => [name, ...[2, 4].flatMap((k) => [cell(ms(state[k][key], 'past'), 0), cell(ms(state[k][key], 'done'), 0), peer ? '-' : frac(state[k][key])])];
-  console.log(table([`state of ${mib} MiB, 8 ranks (ms)`, '2 hosts: past', 'done', 'fetched/touched', '4 hosts: past', 'done', 'fetched/touched'], [
+  const srow = (name: string, key: string, peer = false) =>
+    [name, ...[2, 4].flatMap((k) => [peer ? '-' : cell(ms(state[k][key], 'past'), 1), cell(ms(state[k][key], peer ? 'past' : 'handover'), 0), cell(ms(state[k][key], 'done'), 0), peer ? '-' : frac(state[k][key])])];
+  console.log(table([`state of ${mib} MiB, 8 ranks (ms)`, '2 hosts: past fork', 'hand-over', 'done', 'fetched/touched', '4 hosts: past fork', 'hand-over', 'done', 'fetched/touched'], [
     srow('sfmpi loadOnce, each rank its eighth', 'eighth'),
     srow('sfmpi loadOnce, every rank all', 'all'),
     srow('  the same, zero map off', 'noZeroMap'),
@@ -178,8 +179,9 @@ try {
     srow('Open MPI, MPI_Bcast of all from rank 0 (TCP)', 'bcast', true),
   ]));
   console.log(
-    'past: from the origin\'s loader returning to every rank past its fork point (sfmpi), or from the hand-over\'s start to every rank holding its data (Open MPI);\n' +
-      'done: to every rank through its pattern (one read per page); fetched/touched: pages that crossed the network over distinct data pages touched, per host\n' +
+    'past fork: from the origin reaching its fork point (MPI.init) to every rank past it; hand-over: from the origin\'s loader returning to every rank past its\n' +
+      'fork point (sfmpi: the memory server\'s fork, the descriptors, the seeds\' mappings), or to every rank holding its data (Open MPI: the file read, the broadcast);\n' +
+      'done: from the same start to every rank through its pattern (one read per page); fetched/touched: pages that crossed the network over distinct data pages touched, per host\n' +
       '(the second half of the state is zero: its pages are never fetched unless the zero map is off). The file peer reads a file that every test host sees\n' +
       'through one page cache: a real cluster reads a disk or a parallel file system.',
   );
