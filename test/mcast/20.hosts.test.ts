@@ -124,6 +124,23 @@ if (!avail.ok) {
     assert.is(s.stats.suppressed, 2, 'sender: pages suppressed by lockstep detection');
   });
 
+  test('whole pages per datagram (8 KiB payloads, IP-fragmented at MTU 1500, sendmmsg without GSO): installed as runs, byte-identical', async () => {
+    const j = job();
+    const pages = (16 << 20) / PAGE;
+    const seed = `whole-${j.job}`;
+    const rx = [1, 2].map((i) => start(hosts().hosts[i], 'recv', recvArgs(j, i, pages, seed)));
+    await Promise.all(rx.map((r) => r.ready));
+    const tx = start(hosts().hosts[0], 'send', sendArgs(j, pages, seed, 2, { chunk: 2 * PAGE, rate: 100e6 }));
+    const [s, ...rs] = await Promise.all([tx.result, ...rx.map((r) => r.result)]);
+    assert.equal([s.stats.chunk, s.stats.gso], [2 * PAGE, false], 'two pages per datagram, no GSO beyond the MTU');
+    rs.forEach((r, i) => {
+      const where = `receiver on ${hosts().hosts[i + 1]}`;
+      assertComplete(r, pages, s.sha256, where);
+      assert.is(r.final.dropped, 0, `${where}: dropped`);
+      assert.ok(r.multicast.installed > pages / 2, `${where}: most pages by multicast (${r.multicast.installed} of ${pages})`);
+    });
+  });
+
   test('forged, truncated, malformed and other jobs\' datagrams are dropped, counted, never installed', async () => {
     const j = job();
     const pages = (16 << 20) / PAGE;
