@@ -401,10 +401,10 @@ test('a peer that closes or resets mid-handshake is reported, on either side', a
     `127.0.0.1:${qport} closed the connection during the handshake, while this end waited for its hello (9 of 40 bytes)`,
   );
   await new Promise<void>((r) => quitter.close(() => r()));
-  // Nobody listening at all.
+  // Nobody listening at all: its own code, so that a caller can say "nothing listens there".
   await rejected(
     connectAuthenticated({ host: '127.0.0.1', port: qport, secret: SECRET, role: 'launcher' }),
-    'ERR_HANDSHAKE_CLOSED',
+    'ERR_HANDSHAKE_REFUSED',
     `connection to 127.0.0.1:${qport} failed during the handshake: ECONNREFUSED`,
   );
   await shut(srv.server);
