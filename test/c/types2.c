@@ -1,7 +1,8 @@
 /* types2.c: the MPI-2/3 datatype constructors and queries with known layouts: subarrays (C and
  * Fortran order), darrays (block and cyclic), hindexed(_block), resized types as strides,
  * true extents, addresses, names, dups, the _x queries, MPI_Reduce_local and
- * MPI_Status_set_elements. Layouts are checked by sending the type to a contiguous buffer. */
+ * MPI_Status_set_elements, and a type freed while an operation using it is pending. Layouts are
+ * checked by sending the type to a contiguous buffer. */
 #include "sft.h"
 
 /* The ints of `t` at `src` in the order the type lists them, via a message to oneself. */
@@ -191,6 +192,39 @@ static void locals(void) {
   }
 }
 
+/* MPI lets a program free a datatype while a non-blocking operation uses it: the operation
+ * completes as if it had not been freed, even when a type made since takes the freed slot. */
+static void freed_in_flight(void) {
+  int src[12], dst[24], back[12];
+  for (int i = 0; i < 12; i++) src[i] = 100 + i;
+  for (int i = 0; i < 24; i++) dst[i] = -1;
+  MPI_Datatype v, w, u;
+  MPI_Request q, r;
+  MPI_Type_vector(12, 1, 2, MPI_INT, &v); /* every other int */
+  MPI_Type_commit(&v);
+  MPI_Irecv(dst, 1, v, 0, 7, MPI_COMM_SELF, &q);
+  MPI_Type_free(&v);
+  CHECK(v == MPI_DATATYPE_NULL, "Type_free sets the handle to MPI_DATATYPE_NULL");
+  MPI_Type_contiguous(3, MPI_INT, &w); /* may reuse the freed type's slot */
+  MPI_Type_commit(&w);
+  MPI_Send(src, 12, MPI_INT, 0, 7, MPI_COMM_SELF);
+  MPI_Wait(&q, MPI_STATUS_IGNORE);
+  int ok = 1;
+  for (int i = 0; i < 12; i++) ok &= dst[2 * i] == 100 + i && dst[2 * i + 1] == -1;
+  CHECK(ok, "a receive whose vector type was freed while pending unpacked as the vector: %d %d %d", dst[0], dst[1], dst[2]);
+  /* The send side: a strided Isend whose type is freed before it completes. */
+  MPI_Type_vector(12, 1, 2, MPI_INT, &u);
+  MPI_Type_commit(&u);
+  MPI_Isend(dst, 1, u, 0, 8, MPI_COMM_SELF, &r);
+  MPI_Type_free(&u);
+  MPI_Recv(back, 12, MPI_INT, 0, 8, MPI_COMM_SELF, MPI_STATUS_IGNORE);
+  MPI_Wait(&r, MPI_STATUS_IGNORE);
+  ok = 1;
+  for (int i = 0; i < 12; i++) ok &= back[i] == 100 + i;
+  CHECK(ok, "a send whose vector type was freed while pending packed as the vector: %d %d", back[0], back[11]);
+  MPI_Type_free(&w);
+}
+
 int main(int argc, char **argv) {
   sft_init(&argc, &argv);
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
@@ -199,5 +233,6 @@ int main(int argc, char **argv) {
   hindexed_resized();
   queries();
   locals();
+  freed_in_flight();
   return sft_finish("datatypes2");
 }
