@@ -32,7 +32,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ShareDecoder, ShareError, encodeShare, type ShareBodies, type ShareMessage, type ShareRegion } from '../guest-daemon/share.js';
 import { native } from '../native/addon.js';
-import { decodeDescriptor, encodeDescriptor, pageCountOf, programIdentity, ZeroMap, type Descriptor, type ElementType, type ProgramIdentity } from '../xen/descriptor.js';
+import { decodeDescriptor, encodeDescriptor, pageCountOf, programIdentity, ZeroMap, type Descriptor, type ProgramIdentity } from '../xen/descriptor.js';
 import { connectAuthenticated, handshakeSocket } from './handshake.js';
 import { detach, readExactly } from './links.js';
 
@@ -244,7 +244,7 @@ export class ShareRelay {
     const program = this.#ownProgram();
     const regions = p.regions.map((r) => ({
       id: r.id, slot: r.slot, path: r.path, byteLength: r.byteLength, pageSize: r.pageSize, hugePages: r.hugePages,
-      elementType: r.elementType as ElementType, zeroMap: ZeroMap.fromBitmap(r.zeroBitmap, pageCountOf(r.byteLength, r.pageSize)),
+      elementType: r.elementType, zeroMap: ZeroMap.fromBitmap(r.zeroBitmap, pageCountOf(r.byteLength, r.pageSize)),
     }));
     for (let h = 0; h < ranksOf.length; h++) {
       if (h === this.#job.index) continue;

@@ -34,6 +34,7 @@
 import fs from 'node:fs';
 import v8 from 'node:v8';
 import { native } from '../native/addon.js';
+import type { DescriptorRegion } from '../xen/descriptor.js';
 
 const MAGIC = 0x48534653; // "SFSH" little-endian
 const VERSION = 1;
@@ -47,17 +48,9 @@ export const ShareType = { open: 1, opened: 2, publish: 3, published: 4, want: 5
 export type ShareTypeName = keyof typeof ShareType;
 const NAMES = new Map<number, ShareTypeName>(Object.entries(ShareType).map(([k, v]) => [v, k as ShareTypeName]));
 
-/** One region of a state, as it travels here (a zero map as a bitmap: bit i = page i is zero). */
-export interface ShareRegion {
-  id: number;
-  slot: number;
-  path: string;
-  byteLength: number;
-  pageSize: number;
-  hugePages: boolean;
-  elementType: string;
-  zeroBitmap: Uint8Array;
-}
+/** One region of a state, as it travels here: a descriptor's region (xen/descriptor.ts) with its
+ * zero map as a bitmap (bit i = page i is zero). */
+export type ShareRegion = Omit<DescriptorRegion, 'zeroMap'> & { zeroBitmap: Uint8Array };
 
 /** The messages, by type. */
 export interface ShareBodies {

@@ -112,7 +112,7 @@ function publish<T>(ch: RankShareChannel, n: number, label: string, value: T): T
   } finally {
     native.closeFd(from);
   }
-  const regions: ShareRegion[] = describeRegions(split, { zeroMaps }).map((x) => ({ ...x, zeroBitmap: x.zeroMap.toBitmap(), zeroMap: undefined }));
+  const regions: ShareRegion[] = describeRegions(split, { zeroMaps }).map(({ zeroMap, ...x }) => ({ ...x, zeroBitmap: zeroMap.toBitmap() }));
   ch.send('publish', { seq: n, label, blob: split.blob, regions });
   const done = ch.receive(30_000, `loadOnce (${label}): dom0's answer`);
   if (done.type === 'error') throw new Error(`loadOnce (${label}): ${done.body.message}`);
