@@ -59,8 +59,11 @@ while (sparse.size < npages / 10) sparse.add(Math.floor(rnd() * npages));
 const sparsePages = [...sparse];
 
 const secret = newSecret();
-const server = startMemoryServer([{ id: 1, view: a }]);
+const t0 = performance.now();
+const server = startMemoryServer([{ id: 1, view: a }]); // the origin's stall at its fork point
+const startMs = performance.now() - t0;
 const zeroMap = Buffer.from(server.zeroMap(1)).toString('base64');
+const zmapMs = performance.now() - t0;
 const listener = net.createServer((socket) => {
   socket.on('error', () => {});
   handshakeSocket(socket, { secret, role: 'dom0', side: 'server', accept: ['rank'] })
@@ -134,7 +137,8 @@ const min = (xs: number[]) => Math.min(...xs);
 const MB = (bytes: number, ms: number) => bytes / 1e6 / (ms / 1e3);
 
 console.log(`\nLazy memory, ${mib} MiB region (${npages} pages, 1/4 never written), ${rounds} rounds, ${os.cpus().length} CPUs, loopback TCP`);
-console.log(`touch = one double read per page; sparse = ${sparsePages.length} scattered pages (10 %)\n`);
+console.log(`touch = one double read per page; sparse = ${sparsePages.length} scattered pages (10 %)`);
+console.log(`memory server: started (fork) in ${startMs.toFixed(1)} ms; zero map ready ${zmapMs.toFixed(1)} ms after the call\n`);
 console.log('| pattern | driver | touch ms median (min) | MB/s median (max) | µs per fault | faults | requests | pages fetched / touched |');
 console.log('|---|---|---|---|---|---|---|---|');
 for (const p of patterns)
