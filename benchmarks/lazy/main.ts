@@ -76,6 +76,7 @@ const port = (listener.address() as net.AddressInfo).port;
 interface Result {
   ms: number;
   touched: number;
+  aheadMs?: number;
   counters?: { faults: number; fetched: number; prefetched: number; requests: number; zeroFilled: number; fetchMs: number; bytes: number };
   list?: string;
 }
@@ -107,9 +108,10 @@ const allDrivers = [
   { key: 'memcpy', label: 'floor: memcpy of resident bytes into fresh memory' },
   { key: 'k1', label: 'lazy, one page per fault, no zero map' },
   { key: 'k1-zmap', label: 'lazy, one page per fault, zero map' },
-  { key: 'k1-zmap@0', label: 'lazy, one page per fault, zero map, handler never spins' },
+  { key: 'k1-zmap@20', label: 'lazy, one page per fault, zero map, handler spins 20 µs' },
   { key: 'adaptive', label: 'lazy, adaptive read-ahead (≤ 64), zero map' },
-  { key: 'adaptive-prefetch', label: 'lazy, adaptive + working-set prefetch' },
+  { key: 'adaptive-prefetch', label: 'lazy, adaptive + working-set prefetch (from the touch on)' },
+  { key: 'prefetch-first', label: 'lazy, working set fetched first, then the touch' },
 ];
 const wanted = opts.drivers?.split(',');
 for (const w of wanted ?? []) if (!allDrivers.some((d) => d.key === w)) throw new RangeError(`--drivers: unknown driver ${w} (${allDrivers.map((d) => d.key).join(', ')})`);
@@ -125,7 +127,7 @@ for (let round = 0; round < rounds; round++) {
   for (const p of patterns)
     for (const d of drivers) {
       // A B C ... A B C ...: a slow phase of the machine hits every driver alike.
-      const r = await runSeed(d.key, p, d.key === 'adaptive-prefetch' ? lists[p] : undefined);
+      const r = await runSeed(d.key, p, d.key.includes('prefetch') ? lists[p] : undefined);
       const k = `${d.key}/${p}`;
       results.set(k, [...(results.get(k) ?? []), r]);
       process.stderr.write(`round ${round + 1}/${rounds} ${k}: ${r.ms.toFixed(1)} ms\n`);
@@ -155,6 +157,11 @@ for (const p of patterns)
         `${Number.isNaN(perFault) ? '–' : perFault.toFixed(1)} | ${c ? c.faults : '–'} | ${c ? c.requests : '–'} | ${fetched} |`,
     );
   }
+
+for (const p of patterns) {
+  const rs = results.get(`prefetch-first/${p}`);
+  if (rs) console.log(`\nprefetch-first/${p}: the working set (${rs[0].counters!.prefetched} pages) arrived in ${median(rs.map((r) => r.aheadMs!)).toFixed(1)} ms (median), before the touch`);
+}
 
 listener.close();
 server.close();

@@ -52,8 +52,8 @@
  * pages touched then, and reaches full batches after 7 faults of a sequential scan. Scattered
  * but dense access is what the working-set list (prefetch) is for.
  *
- * Working set (REAP): every batch fetched for a fault is recorded in order (region, first
- * page, count; adjacent batches merge). sf_lazy_working_set encodes it as
+ * Working set (REAP): every batch fetched for a fault, and every zero page installed for one,
+ * is recorded in order (region, first page, count; adjacent entries merge). sf_lazy_working_set encodes it as
  *
  *    0        4    5       6          8             12            16
  *   +--------+----+-------+----------+-------------+-------------+------------------------+
@@ -108,7 +108,7 @@
 #define WS_VERSION 1
 #define ZERO_RUN_MAX 64
 #define EXIT_HANDLER 70   /* EX_SOFTWARE: the lazy machinery itself failed */
-#define SPIN_US_DEFAULT 20 /* how long the handler polls without sleeping after a fault */
+#define SPIN_US_DEFAULT 0 /* how long the handler polls without sleeping after a fault */
 
 typedef struct meta {
   _Atomic uint64_t faults, fetched, prefetched, zero_filled, avoided, multicast, requests, bytes, fetch_ns,
@@ -730,6 +730,7 @@ static void serve_fault(int si, uint64_t addr, uint64_t flags) {
   }
   if (bit(r->zero, p)) {
     zero_fill(s, r, p, write);
+    record(r->id, p, 1); /* part of the working set too: a replay installs it ahead */
     goto out;
   }
   pthread_mutex_lock(&c->mu);
@@ -1064,8 +1065,10 @@ static int engine_start(char *err, size_t errlen) {
   int rc = uffd_probe(&g.via_dev, &g.features, err, errlen);
   if (rc < 0) return rc;
   g.ps = (uint32_t)sysconf(_SC_PAGESIZE);
-  /* SFMPI_LAZY_SPIN_US: 0 sleeps at once (a host with no core to spare); more, for a host
-   * whose wake-ups are dear (a VM without halt polling). */
+  /* SFMPI_LAZY_SPIN_US: how long the handler polls after a fault before it sleeps. 0 by
+   * default: on this project's loaded 2-vCPU machine spinning stole the faulting thread's CPU
+   * (15 us a fault without, 23 with 20 us of spin; bench:lazy measures both). A host with
+   * cores to spare and dear wake-ups (a VM without halt polling) may gain from 20-50. */
   const char *spin = getenv("SFMPI_LAZY_SPIN_US");
   char *end = NULL;
   long us = spin && *spin ? strtol(spin, &end, 10) : SPIN_US_DEFAULT;

@@ -96,6 +96,7 @@ it('read-ahead adapts to a scattered touch; a working-set list makes a later see
   assert.is(r.pending, 0, 'the list was fetched in full');
   assert.is(r.ahead.prefetched, s.counters.fetched, 'the working set came ahead of the touches');
   assert.is(r.counters.fetched, 0, 'no touch had to wait for a fetch');
+  assert.is(r.counters.faults, 0, 'no touch faulted at all: the zero pages came ahead too');
   assert.is(r.counters.prefetched + r.counters.fetched, s.counters.fetched, 'nothing fetched twice');
 });
 
