@@ -436,18 +436,19 @@ export function installPages(id: number, firstPage: number, data: ArrayBufferVie
 }
 
 /**
- * The pages this host fetched for faults so far, in order, as a compact list (a few bytes per
- * run of pages; docs/lazy-memory.md draws it): give it to {@link prefetch} in a later seed of
- * the same program and data.
+ * The pages this host needed for faults so far (batches fetched, zero pages installed), in
+ * order, as a compact list (a few bytes per run of pages; docs/lazy-memory.md draws it): give
+ * it to {@link prefetch} in a later seed of the same program and data.
  */
 export function workingSet(): Uint8Array {
   return lazy.workingSet();
 }
 
 /**
- * Fetches the pages of a working-set list ahead, in order, whenever no fault waits; pages
- * present already are skipped. Every region the list names must be mapped. Returns the number
- * of pages queued; {@link prefetchPending} says how many are left.
+ * Fetches the pages of a working-set list ahead, in order, whenever no fault waits, and
+ * installs its zero pages in this process; pages present already are skipped. Every region the
+ * list names must be mapped. Only in the seed. Returns the number of pages queued;
+ * {@link prefetchPending} says how many are left.
  */
 export function prefetch(list: Uint8Array): number {
   return lazy.prefetch(list);

@@ -253,9 +253,9 @@ int64_t sf_lazy_install(uint32_t region_id, uint64_t first_page, uint32_t count,
 /* ------------------------------------------------------------------------------------------ */
 /* Working-set prefetch (REAP) */
 
-/* The fetches this host made for faults so far, in order, as a compact list (varints, see
- * region.c): copies at most len bytes into buf (NULL: only measure). Returns the list's full
- * size in bytes. */
+/* The pages this host needed for faults so far (batches fetched, zero pages installed), in
+ * order, as a compact list (varints, see region.c): copies at most len bytes into buf (NULL:
+ * only measure). Returns the list's full size in bytes. */
 int64_t sf_lazy_working_set(uint8_t *buf, size_t len);
 
 /* Fetches the pages of a working-set list (from an earlier seed of the same program and data)

@@ -75,7 +75,7 @@ it('clones forked from a half-fetched seed see every page right, and their write
   const r = ran.result;
   assert.equal(r.half, { bad: 0, first: [] });
   assert.ok(r.before.cached > 0 && r.before.cached < r.before.pages, 'the seed held part of the region when it forked');
-  assert.equal(r.first.map((o: any) => [o.ok, o.value]), [[true, { own: true, bad: 0 }]], 'clone 1 sees its writes and the snapshot elsewhere');
+  assert.equal(r.first.map((o: any) => [o.ok, o.value]), [[true, { own: true, avoided: dataPagesA(PAGES / 2 + 100, PAGES / 2 + 200), bad: 0 }]], 'clone 1 sees its writes and the snapshot elsewhere; its hint avoided every missing data page');
   assert.equal(r.second.map((o: any) => [o.ok, o.value.bad]), [[true, 0], [true, 0]], 'clones forked later see the snapshot, not clone 1\'s writes');
   assert.equal(r.seed, { bad: 0, first: [] }, 'and so does the seed');
   assert.is(r.after.clones, 3);
@@ -96,6 +96,7 @@ it('read-ahead adapts to a scattered touch; a working-set list makes a later see
   assert.is(r.pending, 0, 'the list was fetched in full');
   assert.is(r.ahead.prefetched, s.counters.fetched, 'the working set came ahead of the touches');
   assert.is(r.counters.fetched, 0, 'no touch had to wait for a fetch');
+  assert.is(r.counters.faults, 0, 'no touch faulted at all: the zero pages came ahead too');
   assert.is(r.counters.prefetched + r.counters.fetched, s.counters.fetched, 'nothing fetched twice');
 });
 
@@ -109,6 +110,16 @@ it('pages installed as if received by multicast are there without a fault, once'
   assert.is(r.counters.multicast, 16);
   assert.is(r.counters.faults, 0);
   assert.is(r.error, 'installPages: region 99 is not mapped here');
+});
+
+it('a lazy region\'s mapping and page cache go when its buffer is collected, or when it is closed', async () => {
+  const ran = await seed('gc', origin.config());
+  assert.is(ran.code, 0, ran.stderr);
+  const r = ran.result;
+  assert.equal(r.mapped, [1, 1], 'mapped: one view of one memfd');
+  assert.equal(r.collected, [0, 0], 'collected: unmapped and closed');
+  assert.equal(r.reopened, [1, 1]);
+  assert.equal(r.closed, [0, 0], 'closed explicitly');
 });
 
 it('bad specs are refused with messages that name the problem', async () => {
@@ -143,6 +154,15 @@ it('a server that stops answering ends the seed after the fetch deadline, never 
   assert.match(t.ran.stderr, unavailable('no reply within 1000 ms \\(connection timed out\\)'));
   assert.ok(t.ms < 5000, `ended ${Math.round(t.ms)} ms after the server stopped`);
   await origin.command('cont-server', 'OK');
+});
+
+it('the memory server dies with its origin', async () => {
+  const o = await Origin.start(8);
+  const server = o.info.serverPid;
+  assert.ok(alive(server));
+  process.kill(o.pid, 'SIGKILL');
+  assert.ok(await until(() => !alive(server), 3000), 'PR_SET_PDEATHSIG ended the server');
+  await o.close();
 });
 
 /** The line of a process that touched a page nobody could serve, with `cause`. */

@@ -143,7 +143,7 @@ export class Origin {
 
 /** Runs a seed to its end: its exit, output and parsed RESULT. */
 export async function seed(mode: string, cfg: Record<string, unknown>, opts: RunOptions = {}): Promise<Ran & { result: any }> {
-  const ran = await run(process.execPath, ['--single-threaded', path.join(fixtures, 'seed.js'), mode, JSON.stringify(cfg)], {
+  const ran = await run(process.execPath, ['--single-threaded', '--expose-gc', path.join(fixtures, 'seed.js'), mode, JSON.stringify(cfg)], {
     ...opts,
     env: { ...secretEnv, ...opts.env },
   });
