@@ -253,7 +253,7 @@ static int sf__rdv_start(sf_job *job, sf__link *l, struct sf_req *r, uint32_t id
     sf__complete(job, r, r->st.error);
     return sf__put_ctl(job, l, SF__F_FIN, id, NULL, 0);
   }
-  if ((l->caps & SF__LINK_DIRECT) && job->cma > 0 && n > job->cma_min) {
+  if ((l->caps & SF__LINK_DIRECT) && job->cma > 0 && rts->size > job->cma_min) {
     size_t done = 0;
     while (done < n) {
       long got = l->ops->direct_read(l, (char *)r->buf + done, rts->addr + done, n - done);
@@ -385,6 +385,9 @@ int sf__deliver(sf_job *job, sf__link *l, const sf__frame *f, const sf__payload 
     sf__payload_copy(p, 0, &rid, 4);
     s = sf__list_take(&job->waitfin, f->aux, 0);
     if (s == NULL) return sf__link_proto(l, "CTS for an unknown send", f->aux);
+    /* The peer streams instead of reading us directly (it may not, or not this size): from
+     * now on, messages it would have read go eagerly, which is then one round trip less. */
+    if ((l->caps & SF__LINK_DIRECT) && l->eager_limit < job->eager_limit) l->eager_limit = job->eager_limit;
     s->phase = SF__P_STREAM;
     s->rid = rid;
     s->sent = 0;

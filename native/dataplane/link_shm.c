@@ -197,7 +197,10 @@ sf__link *sf__shm_link_new(sf_job *job, int peer) {
   s->l.peer = peer;
   s->l.caps = job->cma > 0 && peer != job->rank ? SF__LINK_DIRECT : 0;
   s->l.max_frame = job->ring_bytes - SF__FRAME_BYTES;
-  s->l.eager_limit = job->eager_limit;
+  /* A link that reads directly sends eagerly only what is cheaper to copy twice than to read
+   * once (cma_min); the others, and a link whose peer turned out unable to read us (a CTS
+   * answered an RTS: sf__deliver raises the limit back), up to the eager limit. */
+  s->l.eager_limit = s->l.caps & SF__LINK_DIRECT && job->cma_min < job->eager_limit ? job->cma_min : job->eager_limit;
   s->l.chunk = job->eager_limit;
   s->l.wstatus = -1;
   s->peer_local = pl;
