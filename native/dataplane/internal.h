@@ -79,7 +79,7 @@ typedef struct sf__ctl {
 } sf__ctl;
 
 typedef struct sf__ring_hdr {
-  _Atomic uint64_t head; /* bytes ever written (producer) */
+  _Atomic uint64_t head; /* bytes ever written (producer; for inspection: consumers poll records) */
   char pad0[56];
   _Atomic uint64_t tail; /* bytes ever consumed (consumer) */
   char pad1[56];
