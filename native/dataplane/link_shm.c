@@ -52,6 +52,8 @@ typedef struct sf__shm_link {
   uint64_t out_tail_cache; /* producer: the consumer's tail as last read */
   uint64_t out_zero;       /* producer: every record start in [out_head, out_zero) reads 0 */
   uint64_t in_tail;        /* consumer: bytes ever consumed (published as in->tail) */
+  uint64_t claim_free;     /* producer: bit i set = claim word i of the out ring unused */
+  uint32_t claim_gen;      /* producer: generation of the last claim armed */
   int pidfd; /* -1 until opened (fallback health check) */
 } sf__shm_link;
 
@@ -218,6 +220,42 @@ static void shm_health(sf__link *base, int deep) {
   }
 }
 
+/* Claims (frame.h): our sends' words live in the out ring's header, the peer's in the in ring's. */
+_Static_assert(SF__CLAIMS <= 64, "claim_free is a 64-bit map");
+
+static uint32_t shm_claim_arm(sf__link *base, uint32_t *gen) {
+  sf__shm_link *s = (sf__shm_link *)base;
+  int i;
+  if (s->claim_free == 0) return 0;
+  i = __builtin_ctzll(s->claim_free);
+  s->claim_free &= ~(1ull << i);
+  if (++s->claim_gen == 0) s->claim_gen = 1;
+  *gen = s->claim_gen;
+  /* Published by the RTS that names it (the record's release store). */
+  atomic_store_explicit(&s->out->claim[i], (uint64_t)*gen << 2 | SF__CLAIM_ARMED, memory_order_relaxed);
+  return (uint32_t)i + 1;
+}
+
+static int shm_claim_resolve(sf__link *base, uint32_t c, uint32_t gen, int take_back) {
+  sf__shm_link *s = (sf__shm_link *)base;
+  uint64_t want = (uint64_t)gen << 2 | SF__CLAIM_ARMED, seen;
+  _Atomic uint64_t *w;
+  if (c == 0 || c > SF__CLAIMS) return -1;
+  w = take_back ? &s->out->claim[c - 1] : &s->in->claim[c - 1];
+  seen = want;
+  if (atomic_compare_exchange_strong(w, &seen, (uint64_t)gen << 2 | (take_back ? SF__CLAIM_CONVERTED : SF__CLAIM_TAKEN)))
+    return 1;
+  /* Lost: the other side's move is in the word, or (taking) the sender took it back and has
+   * armed the word again for a later message since. */
+  if (seen == ((uint64_t)gen << 2 | (take_back ? SF__CLAIM_TAKEN : SF__CLAIM_CONVERTED))) return 0;
+  return !take_back && (uint32_t)(seen >> 2) != gen ? 0 : -1;
+}
+
+static void shm_claim_release(sf__link *base, uint32_t c) {
+  sf__shm_link *s = (sf__shm_link *)base;
+  if (c >= 1 && c <= SF__CLAIMS) s->claim_free |= 1ull << (c - 1);
+}
+
 static void shm_close(sf__link *base) {
   sf__shm_link *s = (sf__shm_link *)base;
   if (s->pidfd >= 0) close(s->pidfd);
@@ -232,6 +270,9 @@ static const sf__link_ops sf__shm_ops = {
     .flush = NULL,
     .direct_read = shm_direct_read,
     .health = shm_health,
+    .claim_arm = shm_claim_arm,
+    .claim_resolve = shm_claim_resolve,
+    .claim_release = shm_claim_release,
     .close = shm_close,
 };
 
@@ -256,6 +297,7 @@ sf__link *sf__shm_link_new(sf_job *job, int peer) {
   s->out_data = (unsigned char *)(s->out + 1);
   s->in_data = (unsigned char *)(s->in + 1);
   s->out_zero = job->ring_bytes; /* a fresh ring reads 0 everywhere */
+  s->claim_free = SF__CLAIMS == 64 ? ~0ull : (1ull << SF__CLAIMS) - 1;
   s->pidfd = -1;
   return &s->l;
 }
