@@ -1,8 +1,9 @@
 /*
  * osu.c: OSU-style micro-benchmarks in one program, built unchanged against libsfmpi, MPICH
  * and Open MPI (benchmarks/c/run.sh). Two ranks; rank 0 prints one line per figure:
- *   lat <bytes> <us>          half round-trip of blocking Send/Recv ping-pong (osu_latency)
- *   bw <bytes> <MB/s>         window of 64 Isend / Irecv + ack (osu_bw)
+ *   lat <bytes> <us>          half round-trip of blocking Send/Recv ping-pong (osu_latency),
+ *                             8 B..4 MiB
+ *   bw <bytes> <MB/s>         window of 64 Isend / Irecv + ack (osu_bw), 8 B..4 MiB
  *   allreduce <bytes> <us>    MPI_Allreduce of doubles, MPI_SUM, mean per call (osu_allreduce)
  *   put <bytes> <us>          MPI_Put + MPI_Win_flush under a shared lock, rank 1 waiting in a
  *                             barrier, mean per put (osu_put_latency, MPI_Win_allocate, flush)
@@ -12,7 +13,8 @@
  *   iallreduce <bytes> <us>   MPI_Iallreduce + MPI_Wait, mean per call (osu_iallreduce "pure")
  *   overlap <bytes> <%>       share of that time hidden behind computation between start and
  *                             wait (osu_iallreduce's overlap: 100 - 100 (total - compute) / pure)
- * Usage: osu latency|bw|allreduce|put|get|putbw|getbw|iallreduce
+ * Usage: osu latency|bw|allreduce|put|get|putbw|getbw|iallreduce [min-bytes [max-bytes]]
+ * (the sizes bound latency and bw only).
  */
 #include <mpi.h>
 #include <stdio.h>
@@ -24,8 +26,10 @@
 static char *sbuf, *rbuf;
 static int rank;
 
+static int lo = 8, hi = 4 << 20; /* sizes measured (latency, bw): from argv[2], argv[3] */
+
 static void latency(void) {
-  for (int size = 8; size <= (1 << 20); size *= 2) {
+  for (int size = lo; size <= hi; size *= 2) {
     /* Small sizes warm up for 10000 round trips (OSU uses 1000): the first ring wrap-around and
      * the spin/sleep state settle over more than that, for every implementation alike. */
     int iters = size <= 8192 ? 20000 : size <= 131072 ? 2000 : 300, skip = size <= 8192 ? 10000 : iters / 10;
@@ -47,8 +51,9 @@ static void latency(void) {
 
 static void bandwidth(void) {
   MPI_Request req[WINDOW];
-  for (int size = 65536; size <= (4 << 20); size *= 2) {
-    int loops = size <= (1 << 20) ? 40 : 15, skip = 3;
+  for (int size = lo; size <= hi; size *= 2) {
+    /* Small windows take microseconds: more of them, so a figure is not one scheduler tick. */
+    int loops = size <= 1024 ? 2000 : size <= 16384 ? 400 : size <= (1 << 20) ? 40 : 15, skip = loops / 10;
     double t0 = 0;
     MPI_Barrier(MPI_COMM_WORLD);
     for (int i = 0; i < loops + skip; i++) {
@@ -178,6 +183,8 @@ int main(int argc, char **argv) {
   int size;
   const char *what = argc > 1 ? argv[1] : "latency";
   MPI_Init(&argc, &argv);
+  if (argc > 2) lo = atoi(argv[2]);
+  if (argc > 3) hi = atoi(argv[3]);
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   if (size != 2) {

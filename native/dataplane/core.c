@@ -9,7 +9,10 @@
  * Sending: a message up to the link's eager limit goes in one EAGER frame (copied into the
  * link). A larger one (and every synchronous send) goes by rendezvous: an RTS frame; the
  * receiver, once matched, reads it directly from the sender's memory where the link can (FIN
- * completes the send), else asks for it with CTS and the sender streams DATA frames.
+ * completes the send), else asks for it with CTS and the sender streams DATA frames. A link
+ * that reads directly has a low eager limit (a single copy is cheaper from 4 KiB up), but its
+ * messages up to the job's eager limit stay buffered: their RTS carries a claim, and a sender
+ * whose RTS waited SF__TAKE_BACK_S takes it back and sends it as CONV (frame.h).
  *
  * Sends never block inside sf_isend: a frame that does not fit now waits in its link's queue
  * (FIFO, so order is kept) and is pushed by later progress. Every wait makes progress on every
@@ -134,22 +137,43 @@ static int sf__push_item(sf_job *job, sf__link *l, sf__out *o) {
   int rc;
   if (s == NULL) return sf__put(l, &o->f, o->p, o->f.len, NULL, 0);
   if (s->phase == SF__P_QUEUED) {
-    if (!s->sync && s->len <= l->eager_limit) {
+    uint32_t claim = 0, gen = 0;
+    /* Up to the eager limit a message stays buffered: by rendezvous only with a claim that
+     * lets us take it back (frame.h), eagerly when none is free. */
+    if (!s->sync && s->len > l->eager_limit && s->len <= job->eager_limit && l->ops->claim_arm)
+      claim = l->ops->claim_arm(l, &gen);
+    if (!s->sync && (s->len <= l->eager_limit || (s->len <= job->eager_limit && claim == 0 && l->ops->claim_arm))) {
       sf__frame_init(&f, job, s->dst, SF__F_EAGER, s->ctx, s->tag, (uint32_t)s->len, s->dtype, 0);
       rc = sf__put(l, &f, s->sbuf, s->len, NULL, 0);
       if (rc <= 0) return rc;
       sf__complete(job, s, 0);
       return 1;
     } else {
-      sf__rts rts = {(uint64_t)(uintptr_t)s->sbuf, (uint64_t)s->len};
+      sf__rts rts = {(uint64_t)(uintptr_t)s->sbuf, (uint64_t)s->len, claim, gen};
       sf__frame_init(&f, job, s->dst, SF__F_RTS, s->ctx, s->tag, sizeof rts, s->dtype, s->id);
       rc = sf__put(l, &f, &rts, sizeof rts, NULL, 0);
-      if (rc <= 0) return rc;
+      if (rc <= 0) {
+        if (claim) l->ops->claim_release(l, claim);
+        return rc;
+      }
+      if (claim) {
+        s->claim = claim;
+        s->gen = gen;
+        s->rts_t = sf_now();
+        job->nclaims++;
+      }
       s->phase = SF__P_WAITFIN;
       s->next = job->waitfin;
       job->waitfin = s;
       return 1;
     }
+  }
+  if (s->phase == SF__P_CONV) {
+    sf__frame_init(&f, job, s->dst, SF__F_CONV, s->ctx, s->tag, (uint32_t)s->len, s->dtype, s->id);
+    rc = sf__put(l, &f, s->sbuf, s->len, NULL, 0);
+    if (rc <= 0) return rc;
+    sf__complete(job, s, 0);
+    return 1;
   }
   /* SF__P_STREAM: the message in DATA frames. */
   while (s->sent < s->len) {
@@ -245,15 +269,74 @@ static int sf__on_match(struct sf_req *r, int src, int tag, size_t size, uint32_
   return 0;
 }
 
+/* ---- claims (frame.h) ----------------------------------------------------------------------- */
+
+/* A send's claim is settled (its RTS was taken, or taken back): it may no longer be taken back. */
+static void sf__claim_done(sf_job *job, sf__link *l, struct sf_req *s) {
+  if (s->claim == 0) return;
+  l->ops->claim_release(l, s->claim);
+  s->claim = 0;
+  job->nclaims--;
+}
+
+/* How long an RTS with a claim may wait for its receive before its sender takes it back. A
+ * receive that is waiting matches within microseconds; one that is not may never come before
+ * this send completes (two ranks sending to each other first), which eager buffering allows. */
+#define SF__TAKE_BACK_S 50e-6
+
+/* Takes back every claimed RTS older than SF__TAKE_BACK_S: its message goes as CONV. */
+static void sf__claims_age(sf_job *job) {
+  double now = sf_now();
+  struct sf_req **p = &job->waitfin;
+  while (*p) {
+    struct sf_req *s = *p;
+    sf__link *l = job->links[s->dst];
+    int won;
+    if (s->claim == 0 || now - s->rts_t < SF__TAKE_BACK_S) {
+      p = &s->next;
+      continue;
+    }
+    won = l->ops->claim_resolve(l, s->claim, s->gen, 1) == 1;
+    sf__claim_done(job, l, s);
+    if (!won) { /* taken: FIN or CTS follows */
+      p = &s->next;
+      continue;
+    }
+    *p = s->next;
+    s->phase = SF__P_CONV;
+    s->out.req = s;
+    sf__outq_append(job, l, &s->out);
+  }
+}
+
+/* The receiver's side of a claimed RTS `rts` (sender request `id`) matched by `r`: 1 = taken,
+ * read it; 0 = its sender took it back: `r` now waits for the CONV frame; <0 = no such claim. */
+static int sf__claim_take(sf_job *job, sf__link *l, struct sf_req *r, uint32_t id, const sf__rts *rts) {
+  int rc;
+  if (rts->claim == 0) return 1;
+  rc = l->ops->claim_resolve ? l->ops->claim_resolve(l, rts->claim, rts->gen, 0) : -1;
+  if (rc < 0) return sf__link_proto(l, "RTS with an unknown claim", rts->claim);
+  if (rc == 0) {
+    r->conv = 1;
+    r->conv_id = id;
+    r->phase = SF__P_PIPE;
+    r->next = job->pipes;
+    job->pipes = r;
+  }
+  return rc;
+}
+
 /* Starts receiving a rendezvous message (RTS `rts`, sender request `id`) matched by `r`. */
 static int sf__rdv_start(sf_job *job, sf__link *l, struct sf_req *r, uint32_t id, const sf__rts *rts) {
   size_t n = r->st.count;
+  int rc = sf__claim_take(job, l, r, id, rts);
+  if (rc <= 0) return rc;
   if (r->st.error == SF_ETYPE || n == 0 || l->peer == job->rank) {
     if (n) memcpy(r->buf, (const void *)(uintptr_t)rts->addr, n);
     sf__complete(job, r, r->st.error);
     return sf__put_ctl(job, l, SF__F_FIN, id, NULL, 0);
   }
-  if ((l->caps & SF__LINK_DIRECT) && job->cma > 0 && n > job->cma_min) {
+  if ((l->caps & SF__LINK_DIRECT) && job->cma > 0 && rts->size > job->cma_min) {
     size_t done = 0;
     while (done < n) {
       long got = l->ops->direct_read(l, (char *)r->buf + done, rts->addr + done, n - done);
@@ -267,11 +350,9 @@ static int sf__rdv_start(sf_job *job, sf__link *l, struct sf_req *r, uint32_t id
         break;
       }
       errno = got < 0 ? (int)-got : EIO;
-      {
-        int rc = sf__errno("process_vm_readv of a rendezvous message");
-        sf__complete(job, r, rc);
-        return rc;
-      }
+      rc = sf__errno("process_vm_readv of a rendezvous message");
+      sf__complete(job, r, rc);
+      return rc;
     }
     if (done == n) {
       sf__complete(job, r, r->st.error);
@@ -302,6 +383,18 @@ void sf__link_down(sf__link *l, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(l->why, sizeof l->why, fmt, ap);
   va_end(ap);
+}
+
+/* A rendezvous receive that could not get its buffer: it fails with SF_ENOMEM, the sender is
+ * released (FIN), or, when it took its message back, the CONV frame is awaited and dropped. */
+static int sf__rdv_nomem(sf_job *job, sf__link *l, struct sf_req *r, uint32_t id, const sf__rts *rts) {
+  int rc;
+  r->cap = r->st.count = 0;
+  r->nomem = 1;
+  rc = sf__claim_take(job, l, r, id, rts);
+  if (rc <= 0) return rc;
+  sf__complete(job, r, SF_ENOMEM);
+  return sf__put_ctl(job, l, SF__F_FIN, id, NULL, 0);
 }
 
 static int sf__queue_unexp(sf_job *job, sf__unexp *u) {
@@ -353,10 +446,7 @@ int sf__deliver(sf_job *job, sf__link *l, const sf__frame *f, const sf__payload 
     r = sf__take_posted(job, src, f->ctx, f->tag);
     if (r) {
       int rc = sf__on_match(r, src, f->tag, (size_t)rts.size, f->dtype, 1);
-      if (rc == SF_ENOMEM) {
-        sf__complete(job, r, rc);
-        return sf__put_ctl(job, l, SF__F_FIN, f->aux, NULL, 0);
-      }
+      if (rc == SF_ENOMEM) return sf__rdv_nomem(job, l, r, f->aux, &rts);
       return sf__rdv_start(job, l, r, f->aux, &rts);
     } else {
       sf__unexp *u = calloc(1, sizeof *u);
@@ -376,6 +466,7 @@ int sf__deliver(sf_job *job, sf__link *l, const sf__frame *f, const sf__payload 
   case SF__F_FIN: {
     struct sf_req *s = sf__list_take(&job->waitfin, f->aux, 0);
     if (s == NULL) return sf__link_proto(l, "FIN for an unknown send", f->aux);
+    sf__claim_done(job, l, s);
     sf__complete(job, s, 0);
     return 0;
   }
@@ -385,6 +476,10 @@ int sf__deliver(sf_job *job, sf__link *l, const sf__frame *f, const sf__payload 
     sf__payload_copy(p, 0, &rid, 4);
     s = sf__list_take(&job->waitfin, f->aux, 0);
     if (s == NULL) return sf__link_proto(l, "CTS for an unknown send", f->aux);
+    sf__claim_done(job, l, s);
+    /* The peer streams instead of reading us directly (it may not, or not this size): from
+     * now on, messages it would have read go eagerly, which is then one round trip less. */
+    if ((l->caps & SF__LINK_DIRECT) && l->eager_limit < job->eager_limit) l->eager_limit = job->eager_limit;
     s->phase = SF__P_STREAM;
     s->rid = rid;
     s->sent = 0;
@@ -410,6 +505,34 @@ int sf__deliver(sf_job *job, sf__link *l, const sf__frame *f, const sf__payload 
     }
     return 0;
   }
+  case SF__F_CONV: {
+    struct sf_req **pr;
+    sf__unexp *u;
+    for (pr = &job->pipes; *pr; pr = &(*pr)->next)
+      if ((*pr)->conv && (*pr)->conv_id == f->aux && (*pr)->st.source == src) break;
+    if (*pr) { /* matched already: its receive waits for this */
+      struct sf_req *r = *pr;
+      if (f->len != r->st.size) return sf__link_proto(l, "CONV of another size than its RTS", f->len);
+      *pr = r->next;
+      r->conv = 0;
+      if (r->nomem) {
+        sf__complete(job, r, SF_ENOMEM);
+        return 0;
+      }
+      if (r->st.error != SF_ETYPE && r->st.count) sf__payload_copy(p, 0, r->buf, r->st.count);
+      sf__complete(job, r, r->st.error);
+      return 0;
+    }
+    for (u = job->unexp_head; u; u = u->next)
+      if (u->rdv && u->src == src && u->id == f->aux) break;
+    if (u == NULL) return sf__link_proto(l, "CONV for an unknown message", f->aux);
+    if (f->len != u->size) return sf__link_proto(l, "CONV of another size than its RTS", f->len);
+    u->data = malloc(f->len ? f->len : 1);
+    if (u->data == NULL) return sf__err(SF_ENOMEM, "out of memory queueing an unexpected message of %u bytes", f->len);
+    sf__payload_copy(p, 0, u->data, f->len);
+    u->rdv = 0; /* an eager message now, in its place in the queue */
+    return 0;
+  }
   case SF__F_BYE:
     if (l->state == SF__LINK_UP) l->state = SF__LINK_FINISHED;
     return 0;
@@ -431,6 +554,7 @@ int sf__deliver(sf_job *job, sf__link *l, const sf__frame *f, const sf__payload 
 int sf_progress(sf_job *job) {
   int rc = 0;
   if (job == NULL || job->rank < 0) return sf__err(SF_ESTATE, "sf_progress: job not attached");
+  if (job->nclaims > 0 && (++job->claim_tick & 63) == 0) sf__claims_age(job);
   sf__push_out(job);
   sf__events_poll(job);
   for (int r = 0; r < job->size; r++) {
@@ -515,9 +639,10 @@ int sf_isend(sf_job *job, const void *buf, size_t len, int dst, uint32_t ctx, in
 
 static void sf__deliver_unexp(sf_job *job, struct sf_req *r, sf__unexp *u, int *rc) {
   int m = sf__on_match(r, u->src, u->tag, u->size, u->dtype, u->rdv);
-  if (m == SF_ENOMEM) {
+  if (m == SF_ENOMEM && u->rdv) {
+    *rc = sf__rdv_nomem(job, job->links[u->src], r, u->id, &u->rts);
+  } else if (m == SF_ENOMEM) {
     sf__complete(job, r, m);
-    if (u->rdv) *rc = sf__put_ctl(job, job->links[u->src], SF__F_FIN, u->id, NULL, 0);
   } else if (u->rdv) {
     *rc = sf__rdv_start(job, job->links[u->src], r, u->id, &u->rts);
   } else {

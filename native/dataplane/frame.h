@@ -19,17 +19,27 @@
  *            type's fixed size BEFORE anything is read
  *   dtype    the sender's element type, opaque to the data plane: carried to the receiver's
  *            status and compared with a typed receive's expectation (sf_irecv_typed)
- *   aux      request id of the rendezvous control frames (RTS/FIN/CTS: the sender's request,
+ *   aux      request id of the rendezvous frames (RTS/FIN/CTS/CONV: the sender's request,
  *            DATA: the receiver's)
  *
  * Types and payloads:
  *   EAGER  the message itself
- *   RTS    sf__rts: a rendezvous message waits at the sender (address for a direct read, size)
+ *   RTS    sf__rts: a rendezvous message waits at the sender (address for a direct read, size,
+ *          and the claim that lets the sender take it back: below)
  *   FIN    none: the receiver has read the message directly; the send completes
  *   CTS    u32 receiver request id: stream the message as DATA frames
  *   DATA   the next chunk of a streamed message
  *   BYE    none: the sender has finished (MPI_Finalize); its link may close without alarm
  *   ABORT  i32 code, then the cause (text, no NUL): the job is aborted by `source`
+ *   CONV   the message of RTS `aux` itself: its sender took it back (below) and no longer holds it
+ *
+ * Claims (shared-memory links only): a message of up to the eager limit that goes by rendezvous
+ * on a link that reads directly is still buffered, as an eager one would be: its RTS names a
+ * claim word in shared memory (sf__rts.claim, .gen; claim 0: none). The receiver, once matched,
+ * takes the claim (compare-and-swap ARMED -> TAKEN) before it reads the sender's memory; a
+ * sender whose RTS was not taken soon enough takes it back (ARMED -> CONVERTED), sends the
+ * message as CONV and completes. Exactly one side wins, so the sender's buffer is never read
+ * after its send completed, and a program that relies on eager buffering cannot deadlock.
  *
  * A frame that fails any check breaks its link (both ways, SF_EPROTO, reported once with the
  * peer's rank): it never reaches the program and never crashes a rank.
@@ -41,7 +51,7 @@
 #include <stdint.h>
 
 #define SF__FRAME_MAGIC 0x5346
-#define SF__FRAME_VERSION 2
+#define SF__FRAME_VERSION 3
 #define SF__FRAME_BYTES 32
 
 enum {
@@ -52,6 +62,7 @@ enum {
   SF__F_DATA = 5,
   SF__F_BYE = 6,
   SF__F_ABORT = 7,
+  SF__F_CONV = 8,
   SF__F_TYPES
 };
 
@@ -71,8 +82,10 @@ typedef struct sf__frame {
 _Static_assert(sizeof(sf__frame) == SF__FRAME_BYTES, "the frame header is 32 bytes");
 
 typedef struct sf__rts {
-  uint64_t addr; /* address of the data in the sender (for a direct read) */
-  uint64_t size; /* message size in bytes */
+  uint64_t addr;  /* address of the data in the sender (for a direct read) */
+  uint64_t size;  /* message size in bytes */
+  uint32_t claim; /* 1 + the claim word's index on the link's ring, 0: no claim */
+  uint32_t gen;   /* the claim's generation (a stale RTS cannot take a reused word) */
 } sf__rts;
 
 /* Longest cause carried by an ABORT frame. */

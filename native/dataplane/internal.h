@@ -78,11 +78,17 @@ typedef struct sf__ctl {
   _Alignas(64) sf__slot slots[]; /* nlocal entries */
 } sf__ctl;
 
+/* Claim words per ring (frame.h): gen << 2 | state, written by the ring's producer (arm, take
+ * back) and consumer (take). */
+#define SF__CLAIMS 64
+enum { SF__CLAIM_FREE = 0, SF__CLAIM_ARMED = 1, SF__CLAIM_TAKEN = 2, SF__CLAIM_CONVERTED = 3 };
+
 typedef struct sf__ring_hdr {
-  _Atomic uint64_t head; /* bytes ever written (producer) */
+  _Atomic uint64_t head; /* bytes ever written (producer; for inspection: consumers poll records) */
   char pad0[56];
   _Atomic uint64_t tail; /* bytes ever consumed (consumer) */
   char pad1[56];
+  _Atomic uint64_t claim[SF__CLAIMS];
 } sf__ring_hdr;
 
 /* Request kinds and phases. */
@@ -93,7 +99,8 @@ enum {
   SF__P_WAITFIN, /* send: RTS written, waiting for FIN or CTS */
   SF__P_STREAM,  /* send: in its link's outq, streaming DATA frames */
   SF__P_POSTED,  /* recv: in the posted queue */
-  SF__P_PIPE,    /* recv: matched, receiving DATA frames */
+  SF__P_PIPE,    /* recv: matched, receiving DATA frames (or the CONV frame: conv set) */
+  SF__P_CONV,    /* send: taken back, in its link's outq to write its CONV frame */
   SF__P_DONE,
 };
 
@@ -132,6 +139,9 @@ struct sf_req {
   unsigned flags; /* SF__RECV_ALLOC */
   size_t got;
   uint32_t my_id; /* receive: id given to the sender in CTS */
+  int conv;       /* receive: waits for the CONV frame of sender request conv_id from st.source */
+  int nomem;      /* receive: its buffer could not be allocated (fails with SF_ENOMEM) */
+  uint32_t conv_id;
   /* send */
   const void *sbuf;
   size_t len;
@@ -141,6 +151,8 @@ struct sf_req {
   uint32_t id;
   size_t sent;  /* streaming offset */
   uint32_t rid; /* receiver's request id while streaming */
+  uint32_t claim, gen; /* the RTS's claim (0: none) while it may still be taken back */
+  double rts_t;        /* when the RTS was written (sf_now) */
 };
 
 struct sf_job {
@@ -182,7 +194,9 @@ struct sf_job {
   struct sf_req *posted_head, *posted_tail;
   sf__unexp *unexp_head, *unexp_tail;
   struct sf_req *waitfin; /* sends waiting for FIN/CTS */
-  struct sf_req *pipes;   /* receives waiting for DATA */
+  struct sf_req *pipes;   /* receives waiting for DATA or CONV */
+  int nclaims;            /* sends in waitfin that may still be taken back */
+  unsigned claim_tick;    /* progress calls since the last look at their age */
   struct sf_req *freelist;
   uint32_t next_id;
   int proto_err;     /* a link broke on a malformed frame */

@@ -98,7 +98,7 @@ int sf_job_create(sf_job **out, const sf_job_options *opts) {
     goto fail;
   }
   job->ring_bytes = ring;
-  job->eager_limit = opts->eager_limit ? opts->eager_limit : 64u << 10;
+  job->eager_limit = opts->eager_limit ? opts->eager_limit : (size_t)sf__env_long("SFMPI_EAGER_BYTES", 64L << 10);
   if (job->eager_limit > ring / 4) job->eager_limit = ring / 4;
 
   t = opts->wait_timeout_ms;
@@ -120,12 +120,16 @@ int sf_job_create(sf_job **out, const sf_job_options *opts) {
   if (job->cma == 0) job->cma = sf__env_long("SFMPI_CMA", 1) ? 1 : -1;
   job->cma_min = opts->cma_min;
   if (job->cma_min == 0) {
-    /* Measured on this 2-core VM: the ring pipeline (both ranks copying cache-sized chunks) moved
+    /* Measured on this 2-core VM (OSU latency, 2 ranks, beside MPICH in the same run): a
+     * rendezvous read straight from the sender's buffer (RTS, one process_vm_readv, FIN) beat
+     * the two copies through the ring from 8 KiB up (8 KiB: 1.42 us against 1.71 us eager,
+     * 32 KiB: 2.29 against 5.02) and lost below (4 KiB: 1.19 against 1.09), so a link that can
+     * read directly sends eagerly only up to 4 KiB, as Open MPI's vader does. Larger messages
+     * keep the single copy too: the ring pipeline (both ranks copying cache-sized chunks) moved
      * 1 MiB in 36 us while memory was fast, but in 440 us during spells when every copy ran ~4x
-     * slower (MPICH's eager sizes slowed alike), where process_vm_readv's single copy kept 81 us,
-     * as MPICH did. The single copy is the robust default; SFMPI_CMA_MIN_BYTES=2097152 trades it
-     * for the pipeline's peak. */
-    long m = sf__env_long("SFMPI_CMA_MIN_BYTES", 64L << 10);
+     * slower, where process_vm_readv kept 81 us, as MPICH did. SFMPI_CMA_MIN_BYTES=2097152
+     * trades the single copy for the pipeline's peak up to 2 MiB. */
+    long m = sf__env_long("SFMPI_CMA_MIN_BYTES", 4L << 10);
     job->cma_min = m < 0 ? 0 : (size_t)m;
   }
 

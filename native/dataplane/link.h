@@ -72,6 +72,12 @@ typedef struct sf__link_ops {
   int (*flush)(sf__link *l);                                   /* NULL: keeps nothing back */
   long (*direct_read)(sf__link *l, void *dst, uint64_t addr, size_t n); /* NULL: no DIRECT */
   void (*health)(sf__link *l, int deep); /* deep: may make system calls (once per tick) */
+  /* Claims (frame.h), NULL on links without them. arm: a claim for an RTS about to be written
+   * (0: none free; *gen set); resolve: take (receiver) or take back (sender) claim `c` of
+   * generation `gen`: 1 won, 0 the other side won; release: the sender is done with it. */
+  uint32_t (*claim_arm)(sf__link *l, uint32_t *gen);
+  int (*claim_resolve)(sf__link *l, uint32_t c, uint32_t gen, int take_back);
+  void (*claim_release)(sf__link *l, uint32_t c);
   void (*close)(sf__link *l);
 } sf__link_ops;
 

@@ -199,9 +199,11 @@ int sf__block(sf_job *job, sf__cond_fn cond, void *arg, const char *dflt_label) 
       return rc < 0 ? rc : 0;
     }
     if (event) {
-      sf__events(job, SF_TICK_MS);
+      sf__events(job, job->nclaims ? 1 : SF_TICK_MS);
     } else {
       struct timespec ts = {SF_TICK_MS / 1000, (long)(SF_TICK_MS % 1000) * 1000000L};
+      /* A send that may be taken back (core.c) must not sleep through its moment. */
+      if (job->nclaims) ts.tv_sec = 0, ts.tv_nsec = 100000;
       /* EAGAIN (rung meanwhile), ETIMEDOUT (the tick) and EINTR all mean: look again. */
       sf__futex(&me->bell, FUTEX_WAIT, bell, &ts);
     }

@@ -91,16 +91,18 @@ typedef struct sf_req sf_req;
 typedef struct sf_job_options {
   int size;              /* number of ranks, 1..SF_MAX_RANKS (required) */
   size_t ring_bytes;     /* bytes per ring, power of two; 0 = automatic (256 KiB..1 MiB) */
-  size_t eager_limit;    /* largest message copied through the ring; 0 = 64 KiB (capped at ring/4) */
+  size_t eager_limit;    /* largest message copied through the ring; 0 = SFMPI_EAGER_BYTES env, else
+                            64 KiB (capped at ring/4); on a link that reads directly, cma_min */
   int wait_timeout_ms;   /* blocking wait limit; 0 = from the environment (see above), <0 = none */
   int spin_us;           /* spin before sleeping; 0 = SFMPI_SPIN_US env, else 1000 us when every
                             rank has a core, 2 us when ranks outnumber cores */
   int cma;               /* 1 = use process_vm_readv for large messages (default when 0 given:
                             SFMPI_CMA env, else on), -1 = never (pipelined copy through the ring) */
-  size_t cma_min;        /* rendezvous messages larger than this use process_vm_readv, smaller
-                            ones the pipelined ring copy; 0 = SFMPI_CMA_MIN_BYTES env, else 64 KiB
-                            (every rendezvous message: the single copy held up when memory was
-                            slow; the pipeline is up to 2.4x faster only while data stays in cache) */
+  size_t cma_min;        /* messages larger than this go by rendezvous and one process_vm_readv
+                            on links that allow it (smaller ones eagerly, two copies through the
+                            ring); 0 = SFMPI_CMA_MIN_BYTES env, else 4 KiB. Above eager_limit it
+                            leaves rendezvous messages up to it to the pipelined ring copy (fast
+                            only while data stays in cache) */
   const int *host_of;    /* host id of each world rank (size entries, ids 0..); NULL: one host */
   int host;              /* the host this region is for (its ranks share it) */
 } sf_job_options;

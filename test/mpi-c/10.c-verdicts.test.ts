@@ -9,6 +9,7 @@ import { buildLib, compile, csrc, describe, mpirun, SIZES, tempDir } from './hel
 
 const AREAS: Record<string, string> = {
   p2p: 'p2p',
+  protocol: 'protocol',
   ordering: 'ordering',
   wildcards: 'wildcards',
   nonblocking: 'nonblocking',
@@ -62,7 +63,7 @@ for (const n of [5, 6, 7]) {
   }
 }
 
-for (const file of ['p2p', 'coll', 'nonblocking', 'nbc', 'persist', 'rma']) {
+for (const file of ['p2p', 'protocol', 'coll', 'nonblocking', 'nbc', 'persist', 'rma']) {
   test(`${file}: without a launcher (SFMPI_SIZE=3, shared stdout)`, async () => {
     verdict(AREAS[file], 3, await mpirun(3, bins[file], [], { launcher: false }));
   });
