@@ -49,6 +49,9 @@ struct Sched {
   int cur = -1;
   bool done = false;
   std::string err_code, err_msg;
+  // A user op that threw: the schedule runs on (the other members wait for this rank's part),
+  // and this rank's request fails with it.
+  std::string op_code, op_msg;
   std::vector<uint8_t*> bufs;
   std::vector<size_t> buf_len;
   std::vector<Napi::Reference<Napi::Value>> keep;
@@ -98,7 +101,8 @@ Napi::Value View(Napi::Env env, int dtype, void* p, size_t nbytes, Napi::ArrayBu
   return Napi::Value(env, out);
 }
 
-// A combine step: inout = in op inout. False when the step failed (the schedule is failed).
+// A combine step: inout = in op inout. False when the step failed (the schedule is failed); a
+// JavaScript op that throws does not stop the schedule (see op_code).
 bool Combine(Sched* s, const void* in, void* inout, size_t len) {
   if (!s->js) {
     int rc = sf_builtin_combine(in, inout, len, &s->builtin);
@@ -119,10 +123,11 @@ bool Combine(Sched* s, const void* in, void* inout, size_t len) {
   napi_detach_arraybuffer(env, aio);
   if (env.IsExceptionPending()) {
     Napi::Error err = env.GetAndClearPendingException();
-    Napi::Value code = err.Value().IsObject() ? err.Value().As<Napi::Object>().Get("code") : env.Undefined();
-    Fail(s, code.IsString() ? "ERR_OP" : "ERR_OP", std::string("the op threw: ") + err.Message());
-    if (code.IsString()) s->err_code = code.As<Napi::String>().Utf8Value();
-    return false;
+    if (s->op_code.empty()) {
+      Napi::Value code = err.Value().IsObject() ? err.Value().As<Napi::Object>().Get("code") : env.Undefined();
+      s->op_code = code.IsString() && code.As<Napi::String>().Utf8Value().rfind("ERR_", 0) == 0 ? code.As<Napi::String>().Utf8Value() : "ERR_OP";
+      s->op_msg = "the op threw on this rank: " + err.Message();
+    }
   }
   return true;
 }
@@ -191,6 +196,10 @@ void Advance(Sched* s) {
 // Done: record the failure and ring the doorbell. True when it rang.
 bool Ring(Sched* s) {
   if (s->door_req != nullptr) return false;
+  if (s->err_code.empty() && !s->op_code.empty()) {
+    s->err_code = s->op_code;
+    s->err_msg = s->op_msg;
+  }
   s->door_word = s->err_code.empty() ? 0 : 1;
   if (s->door_word) g_errors[s->door_tag] = {s->err_code, s->err_msg};
   int rc = sf_isend_typed(g_proc.job, &s->door_word, sizeof s->door_word, 6 /* int32 */, sf_job_rank(g_proc.job), s->door_ctx,
