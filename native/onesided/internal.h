@@ -124,6 +124,7 @@ struct sf_win {
   struct {
     int (*cond)(sf_win *w, void *arg);
     void *arg;
+    int held;  /* cond returned true in the hook (it may have side effects: taking a lock) */
     int rung;
     sf_req *bell;
   } blk;

@@ -115,8 +115,9 @@ static int sfw_all(sf_win *w, int mine, int *all, const char *fn) {
  * the window's doorbell context (ctx + 3) and waits for it with sf_wait, so the data plane's
  * waiting applies unchanged: spin, then sleep, health checks, the wait timeout.
  * sf_win_progress evaluates cond after the engines ran and, once it holds, sends the 0-byte
- * message that completes the receive. A stale doorbell (left by a wait that failed after it
- * rang) only wakes the next wait early: it re-checks cond and waits again.
+ * message that completes the receive. cond may act (take a lock word): once it returned true
+ * it is not asked again. A stale doorbell (left by a wait that failed after it rang) only wakes
+ * the next wait early: it re-checks cond and waits again.
  */
 int sfw_wait_until(sf_win *w, int (*cond)(sf_win *, void *), const char *(*what)(sf_win *, void *), void *arg, const char *fn) {
   int rc = sf_progress(w->job);
@@ -128,6 +129,7 @@ int sfw_wait_until(sf_win *w, int (*cond)(sf_win *, void *), const char *(*what)
     if (rc < 0) return sfw_dp(rc, fn);
     w->blk.cond = cond;
     w->blk.arg = arg;
+    w->blk.held = 0;
     w->blk.rung = 0;
     w->blk.bell = NULL;
     sf_job_set_label(w->job, fn);
@@ -144,7 +146,7 @@ int sfw_wait_until(sf_win *w, int (*cond)(sf_win *, void *), const char *(*what)
       if (rc == SF_ETIMEDOUT && at && what) return sfw_err(rc, "%.*s waiting for %s", (int)(at - m), m, what(w, arg));
       return sfw_dp(rc, fn);
     }
-    if (cond(w, arg)) return 0;
+    if (w->blk.held || cond(w, arg)) return 0;
   }
 }
 
@@ -415,9 +417,10 @@ void sf_win_sync(sf_win *w) {
 
 int sf_win_progress(sf_win *w) {
   sfw_poll(w);
-  if (w->blk.cond && !w->blk.rung && w->blk.cond(w, w->blk.arg)) {
+  if (w->blk.cond && !w->blk.held && w->blk.cond(w, w->blk.arg)) w->blk.held = 1;
+  if (w->blk.cond && w->blk.held && !w->blk.rung) {
     /* An eager 0-byte message to ourselves completes the doorbell receive at the next drain.
-     * Failing to send only delays the wake-up to the next evaluation. */
+     * Failing to send only delays the wake-up to the next progress. */
     if (sf_isend(w->job, NULL, 0, sf_job_rank(w->job), w->ctx + 3, 0, 0, &w->blk.bell) == 0) {
       w->blk.rung = 1;
       return 1;
