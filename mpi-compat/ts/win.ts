@@ -47,6 +47,8 @@ export const REPLACE = new Op('REPLACE', (_a, b) => b);
 export const NO_OP = new Op('NO_OP', (a) => a);
 
 const FLAVOR = { create: 1, allocate: 2, shared: 3 } as const;
+/** The binding's synchronisation calls (win.cc's Sync, same order). */
+const SYNC = { Fence: 0, Lock: 1, Unlock: 2, Lock_all: 3, Unlock_all: 4, Flush: 5, Flush_all: 6, Flush_local: 7, Flush_local_all: 8, Post: 9, Start: 10, Complete: 11, Wait: 12, Test: 13, Sync: 14 } as const;
 const native = mpi as unknown as {
   winCreate(ranks: Int32Array | null, index: number, ctx: number, flavor: number, memory: TypedArray | null, bytes: number, dispUnit: number, direct: boolean): number;
   winInfo(id: number): [Float64Array, Float64Array, Uint8Array];
@@ -56,7 +58,7 @@ const native = mpi as unknown as {
   winGet(id: number, buf: TypedArray, target: number, disp: number): void;
   winAcc(id: number, buf: TypedArray | null, result: TypedArray | null, dtype: number, op: number, target: number, disp: number, len: number): void;
   winCas(id: number, buf: TypedArray, compare: TypedArray, result: TypedArray, dtype: number, target: number, disp: number): void;
-  winSync(id: number, what: string, a?: number | Int32Array, b?: number, c?: number): number;
+  winSync(id: number, call: number, a?: number | Int32Array, b?: number, c?: number): number;
 };
 
 /** Options of Win.create, Win.allocate and Win.allocateShared. */
@@ -292,7 +294,7 @@ export class Win<T extends TypedArray = TypedArray> {
    */
   Fence(assert = 0): void {
     this.#live('win.Fence');
-    native.winSync(this.#id, 'Fence', this.#assert('win.Fence', assert));
+    native.winSync(this.#id, SYNC.Fence, this.#assert('win.Fence', assert));
   }
 
   /** Starts a passive-target epoch to `rank` (MPI_Win_lock): MPI.LOCK_EXCLUSIVE (default) or MPI.LOCK_SHARED. */
@@ -301,49 +303,49 @@ export class Win<T extends TypedArray = TypedArray> {
     this.#live(where);
     const r = this.#rank(where, 'rank', rank, false);
     if (lockType !== LOCK_EXCLUSIVE && lockType !== LOCK_SHARED) throw rangeError(where, `lockType ${String(lockType)} is neither MPI.LOCK_EXCLUSIVE nor MPI.LOCK_SHARED`);
-    native.winSync(this.#id, 'Lock', lockType === LOCK_EXCLUSIVE ? 1 : 2, r, this.#assert(where, assert));
+    native.winSync(this.#id, SYNC.Lock, lockType === LOCK_EXCLUSIVE ? 1 : 2, r, this.#assert(where, assert));
   }
 
   /** Ends the epoch to `rank`: its operations are complete there (MPI_Win_unlock). */
   Unlock(rank: number): void {
     this.#live('win.Unlock');
-    native.winSync(this.#id, 'Unlock', this.#rank('win.Unlock', 'rank', rank, false));
+    native.winSync(this.#id, SYNC.Unlock, this.#rank('win.Unlock', 'rank', rank, false));
   }
 
   /** A shared lock on every member (MPI_Win_lock_all). */
   Lock_all(assert = 0): void {
     this.#live('win.Lock_all');
-    native.winSync(this.#id, 'Lock_all', this.#assert('win.Lock_all', assert));
+    native.winSync(this.#id, SYNC.Lock_all, this.#assert('win.Lock_all', assert));
   }
 
   /** Ends Lock_all (MPI_Win_unlock_all). */
   Unlock_all(): void {
     this.#live('win.Unlock_all');
-    native.winSync(this.#id, 'Unlock_all');
+    native.winSync(this.#id, SYNC.Unlock_all);
   }
 
   /** Completes this rank's operations to `rank` at the target, within a lock epoch (MPI_Win_flush). */
   Flush(rank: number): void {
     this.#live('win.Flush');
-    native.winSync(this.#id, 'Flush', this.#rank('win.Flush', 'rank', rank, false));
+    native.winSync(this.#id, SYNC.Flush, this.#rank('win.Flush', 'rank', rank, false));
   }
 
   /** Flush to every locked member (MPI_Win_flush_all). */
   Flush_all(): void {
     this.#live('win.Flush_all');
-    native.winSync(this.#id, 'Flush_all');
+    native.winSync(this.#id, SYNC.Flush_all);
   }
 
   /** Completes this rank's operations to `rank` locally: its buffers may be reused (MPI_Win_flush_local). */
   Flush_local(rank: number): void {
     this.#live('win.Flush_local');
-    native.winSync(this.#id, 'Flush_local', this.#rank('win.Flush_local', 'rank', rank, false));
+    native.winSync(this.#id, SYNC.Flush_local, this.#rank('win.Flush_local', 'rank', rank, false));
   }
 
   /** Flush_local to every locked member (MPI_Win_flush_local_all). */
   Flush_local_all(): void {
     this.#live('win.Flush_local_all');
-    native.winSync(this.#id, 'Flush_local_all');
+    native.winSync(this.#id, SYNC.Flush_local_all);
   }
 
   /** The window ranks of `group`'s members. */
@@ -360,37 +362,37 @@ export class Win<T extends TypedArray = TypedArray> {
   /** Exposes this rank's window to `group`'s members (MPI_Win_post); ends with Wait. */
   Post(group: Group, assert = 0): void {
     this.#live('win.Post');
-    native.winSync(this.#id, 'Post', this.#members('win.Post', group), this.#assert('win.Post', assert));
+    native.winSync(this.#id, SYNC.Post, this.#members('win.Post', group), this.#assert('win.Post', assert));
   }
 
   /** Starts an access epoch to `group`'s members once each has posted (MPI_Win_start); ends with Complete. */
   Start(group: Group, assert = 0): void {
     this.#live('win.Start');
-    native.winSync(this.#id, 'Start', this.#members('win.Start', group), this.#assert('win.Start', assert));
+    native.winSync(this.#id, SYNC.Start, this.#members('win.Start', group), this.#assert('win.Start', assert));
   }
 
   /** Ends the access epoch of Start: every operation is complete at its target (MPI_Win_complete). */
   Complete(): void {
     this.#live('win.Complete');
-    native.winSync(this.#id, 'Complete');
+    native.winSync(this.#id, SYNC.Complete);
   }
 
   /** Ends the exposure epoch of Post once every origin has completed (MPI_Win_wait). */
   Wait(): void {
     this.#live('win.Wait');
-    native.winSync(this.#id, 'Wait');
+    native.winSync(this.#id, SYNC.Wait);
   }
 
   /** Wait without blocking: true once the exposure epoch ended (MPI_Win_test). */
   Test(): boolean {
     this.#live('win.Test');
-    return native.winSync(this.#id, 'Test') === 1;
+    return native.winSync(this.#id, SYNC.Test) === 1;
   }
 
   /** Orders this rank's loads and stores of shared window memory against the others' (MPI_Win_sync). */
   Sync(): void {
     this.#live('win.Sync');
-    native.winSync(this.#id, 'Sync');
+    native.winSync(this.#id, SYNC.Sync);
   }
 
   /**

@@ -294,39 +294,50 @@ Napi::Value WinCas(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// winSync(id, what, a, b) -> number: the synchronisation calls, by name.
+// The synchronisation calls of winSync, by number (win.ts's SYNC has the same order).
+enum Sync { kFence, kLock, kUnlock, kLockAll, kUnlockAll, kFlush, kFlushAll, kFlushLocal, kFlushLocalAll, kPost, kStart, kComplete, kWait, kTest, kSyncMem, kSyncCount };
+const char* const kSyncNames[kSyncCount] = {"win.Fence", "win.Lock", "win.Unlock", "win.Lock_all", "win.Unlock_all", "win.Flush", "win.Flush_all",
+                                            "win.Flush_local", "win.Flush_local_all", "win.Post", "win.Start", "win.Complete", "win.Wait", "win.Test", "win.Sync"};
+
+// winSync(id, call, a?, b?, c?) -> number: a synchronisation call (a: an assertion, a rank or
+// the ranks of a group; b: a rank or an assertion; c: an assertion).
 Napi::Value WinSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string what = info[1].As<Napi::String>().Utf8Value();
-  std::string label = "win." + what;
-  Win* w = Get(info, label.c_str());
+  int call = Int(info, 1);
+  if (call < 0 || call >= kSyncCount) return ThrowType(env, "winSync: unknown call " + std::to_string(call));
+  Win* w = Get(info, kSyncNames[call]);
   if (w == nullptr) return env.Undefined();
-  int a = info.Length() > 2 && info[2].IsNumber() ? Int(info, 2) : 0;
-  int b = info.Length() > 3 && info[3].IsNumber() ? Int(info, 3) : 0;
-  std::vector<int> ranks;
-  if (info.Length() > 2 && info[2].IsTypedArray()) {
+  size_t n = info.Length();
+  int a = n > 2 && info[2].IsNumber() ? Int(info, 2) : 0;
+  int b = n > 3 && info[3].IsNumber() ? Int(info, 3) : 0;
+  int c = n > 4 && info[4].IsNumber() ? Int(info, 4) : 0;
+  const int* ranks = nullptr;
+  int nranks = 0;
+  if (n > 2 && info[2].IsTypedArray()) {
     Napi::Int32Array g = info[2].As<Napi::Int32Array>();
-    ranks.assign(g.Data(), g.Data() + g.ElementLength());
+    ranks = g.Data();
+    nranks = static_cast<int>(g.ElementLength());
   }
   int rc;
-  if (what == "Fence") rc = sf_win_fence(w->w, a);
-  else if (what == "Lock") rc = sf_win_lock(w->w, a, b, info.Length() > 4 ? Int(info, 4) : 0);
-  else if (what == "Unlock") rc = sf_win_unlock(w->w, a);
-  else if (what == "Lock_all") rc = sf_win_lock_all(w->w, a);
-  else if (what == "Unlock_all") rc = sf_win_unlock_all(w->w);
-  else if (what == "Flush") rc = sf_win_flush(w->w, a, 0);
-  else if (what == "Flush_all") rc = sf_win_flush(w->w, -1, 0);
-  else if (what == "Flush_local") rc = sf_win_flush(w->w, a, 1);
-  else if (what == "Flush_local_all") rc = sf_win_flush(w->w, -1, 1);
-  else if (what == "Post") rc = sf_win_post(w->w, ranks.data(), static_cast<int>(ranks.size()), b);
-  else if (what == "Start") rc = sf_win_start(w->w, ranks.data(), static_cast<int>(ranks.size()), b);
-  else if (what == "Complete") rc = sf_win_complete(w->w);
-  else if (what == "Wait") rc = sf_win_wait(w->w, 1);
-  else if (what == "Test") rc = sf_win_wait(w->w, 0);
-  else if (what == "Sync") rc = (sf_win_sync(w->w), 0);
-  else return ThrowType(env, "winSync: unknown call " + what);
-  if (rc < 0) return ThrowWin(env, rc, label);
-  if (what == "Fence" || what == "Unlock_all" || what == "Complete" || what == "Flush_all" || what == "Flush_local_all") w->pending.clear();
+  switch (call) {
+    case kFence: rc = sf_win_fence(w->w, a); break;
+    case kLock: rc = sf_win_lock(w->w, a, b, c); break;
+    case kUnlock: rc = sf_win_unlock(w->w, a); break;
+    case kLockAll: rc = sf_win_lock_all(w->w, a); break;
+    case kUnlockAll: rc = sf_win_unlock_all(w->w); break;
+    case kFlush: rc = sf_win_flush(w->w, a, 0); break;
+    case kFlushAll: rc = sf_win_flush(w->w, -1, 0); break;
+    case kFlushLocal: rc = sf_win_flush(w->w, a, 1); break;
+    case kFlushLocalAll: rc = sf_win_flush(w->w, -1, 1); break;
+    case kPost: rc = sf_win_post(w->w, ranks, nranks, b); break;
+    case kStart: rc = sf_win_start(w->w, ranks, nranks, b); break;
+    case kComplete: rc = sf_win_complete(w->w); break;
+    case kWait: rc = sf_win_wait(w->w, 1); break;
+    case kTest: rc = sf_win_wait(w->w, 0); break;
+    default: sf_win_sync(w->w); rc = 0; break;
+  }
+  if (rc < 0) return ThrowWin(env, rc, kSyncNames[call]);
+  if (call == kFence || call == kUnlockAll || call == kComplete || call == kFlushAll || call == kFlushLocalAll) w->pending.clear();
   return Napi::Number::New(env, rc);
 }
 
