@@ -50,7 +50,7 @@ const FLAVOR = { create: 1, allocate: 2, shared: 3 } as const;
 /** The binding's synchronisation calls (win.cc's Sync, same order). */
 const SYNC = { Fence: 0, Lock: 1, Unlock: 2, Lock_all: 3, Unlock_all: 4, Flush: 5, Flush_all: 6, Flush_local: 7, Flush_local_all: 8, Post: 9, Start: 10, Complete: 11, Wait: 12, Test: 13, Sync: 14 } as const;
 const native = mpi as unknown as {
-  winCreate(ranks: Int32Array | null, index: number, ctx: number, flavor: number, memory: TypedArray | null, bytes: number, dispUnit: number, direct: boolean): number;
+  winCreate(ranks: Int32Array | null, index: number, ctx: number, flavor: number, memory: TypedArray | null, bytes: number, dispUnit: number, direct: boolean, label: string): number;
   winInfo(id: number): [Float64Array, Float64Array, Uint8Array];
   winMemory(id: number, rank: number, dtype: number): TypedArray | null;
   winFree(id: number): void;
@@ -113,7 +113,7 @@ export class Win<T extends TypedArray = TypedArray> {
     // Four contexts (sf_onesided.h): two agreements give two consecutive pairs.
     const ctx = agreeCtx(core), ctx2 = agreeCtx(core);
     if (ctx2 !== ctx + 2) throw new MPIError('ERR_INTERN', `${where}: the window's contexts are not consecutive (${ctx}, ${ctx2})`);
-    this.#id = native.winCreate(core.ranks, core.rank, ctx, flavor, memory, bytes, unit, opts.direct ?? true);
+    this.#id = native.winCreate(core.ranks, core.rank, ctx, flavor, memory, bytes, unit, opts.direct ?? true, where);
     this.comm = comm;
     this.#core = core;
     this.#flavor = flavor;

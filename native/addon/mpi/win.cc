@@ -129,7 +129,7 @@ Win* Get(const Napi::CallbackInfo& info, const char* what) {
 size_t Size(const Napi::Value& v) { return static_cast<size_t>(v.As<Napi::Number>().DoubleValue()); }
 
 // winCreate(ranks: Int32Array | null, index, ctx, flavor, memory: TypedArray | null, bytes,
-//           dispUnit, direct) -> id
+//           dispUnit, direct, label) -> id
 Napi::Value WinCreate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Env* e = GetEnv(env);
@@ -159,7 +159,7 @@ Napi::Value WinCreate(const Napi::CallbackInfo& info) {
   EnsureProgressHook(e);
   auto win = std::make_unique<Win>();
   int rc = sf_win_create(job, &o, &win->w);
-  if (rc < 0) return ThrowWin(env, rc, "Win.create");
+  if (rc < 0) return ThrowWin(env, rc, info[8].IsString() ? info[8].As<Napi::String>().Utf8Value() : std::string("Win.create"));
   if (o.flavor == SF_WIN_CREATE && !info[4].IsNull()) win->keep = Napi::Persistent(info[4]);
   for (int t = 0; t < o.group.size; t++) {
     if (sf_win_direct(win->w, t)) continue;
