@@ -29,7 +29,7 @@
  */
 import { PROC_NULL, runtime, TAG_UB, type CommCore } from './core.js';
 import { IN_PLACE, nativeOp, type SendBuf } from './coll-buf.js';
-import { MPIError, rangeError, typeError } from './errors.js';
+import { makeNativeError, MPIError, rangeError, typeError } from './errors.js';
 import { requireTypedArray, TYPE_NAMES, typeIdOf, type TypedArray } from './datatype.js';
 import { mpi } from './native.js';
 import { ext } from './native-ext.js';
@@ -145,8 +145,7 @@ export function start<T>(c: CommCore, label: string, tag: number, s: Sched, resu
     settle: () => {
       if (door[0] !== 0) {
         const m = ext.schedError(dt);
-        const code = (m?.[0] ?? 'ERR_INTERN') as ConstructorParameters<typeof MPIError>[0];
-        throw new MPIError(code, `${label}: ${m?.[1] ?? 'the collective failed'}`);
+        throw makeNativeError(m?.[0] ?? 'ERR_INTERN', `${label}: ${m?.[1] ?? 'the collective failed'}`);
       }
       return result;
     },

@@ -247,7 +247,18 @@ export class Win<T extends TypedArray = TypedArray> {
 
   /** Accumulate that also returns the target's previous values into `result` (MPI_Get_accumulate). */
   Get_accumulate(origin: TypedArray | null, result: TypedArray, target: number, targetDisp = 0, op: Op = SUM): void {
-    const where = 'win.Get_accumulate';
+    this.#getAccumulate('win.Get_accumulate', origin, result, target, targetDisp, op);
+  }
+
+  /** One element: `result[0]` gets the target's value, which becomes value op `origin[0]` (MPI_Fetch_and_op). */
+  Fetch_and_op(origin: TypedArray | null, result: TypedArray, target: number, targetDisp = 0, op: Op = SUM): void {
+    const where = 'win.Fetch_and_op';
+    requireTypedArray(where, 'result', result);
+    if (op !== NO_OP) requireTypedArray(where, 'origin', origin);
+    this.#getAccumulate(where, op === NO_OP ? null : origin!.subarray(0, 1), result.subarray(0, 1), target, targetDisp, op);
+  }
+
+  #getAccumulate(where: string, origin: TypedArray | null, result: TypedArray, target: number, targetDisp: number, op: Op): void {
     this.#live(where);
     requireTypedArray(where, 'result', result);
     if (op !== NO_OP) {
@@ -259,14 +270,6 @@ export class Win<T extends TypedArray = TypedArray> {
     this.#range(where, t, targetDisp, result, 'result');
     const code = accOp(where, op, typeIdOf(result));
     if (t !== PROC_NULL) native.winAcc(this.#id, op === NO_OP ? null : origin, result, typeIdOf(result), code, t, targetDisp, result.byteLength);
-  }
-
-  /** One element: `result[0]` gets the target's value, which becomes value op `origin[0]` (MPI_Fetch_and_op). */
-  Fetch_and_op(origin: TypedArray | null, result: TypedArray, target: number, targetDisp = 0, op: Op = SUM): void {
-    const where = 'win.Fetch_and_op';
-    requireTypedArray(where, 'result', result);
-    if (op !== NO_OP) requireTypedArray(where, 'origin', origin);
-    this.Get_accumulate(op === NO_OP ? null : origin!.subarray(0, 1), result.subarray(0, 1), target, targetDisp, op);
   }
 
   /** One element: if the target equals `compare[0]` it becomes `origin[0]`; `result[0]` gets the old value (MPI_Compare_and_swap). */
