@@ -6,11 +6,13 @@
 // one of this host's when the kernel refuses direct access) needs this rank to take its
 // requests. Inside any blocking MPI call the hook does it; while the JavaScript of this rank
 // runs to its end or awaits something, an unreferenced watch of the data plane's wake-up fd
-// does (a TCP frame makes it readable at once), and, while a member of this host is reached by
-// messages, a 25 ms timer keeps the rank armed (so local frames ring the fd too) and makes
+// does: a TCP frame makes it readable at once, and this rank stays armed (sf_job_arm_wakeup) so
+// that frames of this host's ranks ring it too (a direct lock holder's WAKE among them); a
+// 25 ms timer re-arms it (requests.cc disarms when its last awaited request settles) and makes
 // progress. A rank busy in a long synchronous computation takes requests at its next MPI call:
 // a native progress thread would need the data plane to lock every call (it is single-threaded
-// by design), so that is not done. Members of this host reached directly need nothing.
+// by design), so that is not done. A window whose members all reach each other directly needs
+// none of this.
 #include <unistd.h>
 
 #include <cstring>
@@ -33,7 +35,6 @@ struct Win {
   // alive until a call completes every operation of this rank.
   std::vector<Napi::Reference<Napi::Value>> pending;
   bool needs_loop = false;                               // some member is reached by messages
-  bool local_messages = false;                           // ... one of this host's
 };
 
 std::unordered_map<uint32_t, std::unique_ptr<Win>> g_wins;
@@ -68,14 +69,14 @@ void StopLoop() {
 }
 
 void UpdateLoop(Napi::Env env) {
-  bool need = false, local = false;
-  for (auto& kv : g_wins) {
-    need |= kv.second->needs_loop;
-    local |= kv.second->local_messages;
-  }
+  bool need = false;
+  for (auto& kv : g_wins) need |= kv.second->needs_loop;
   uv_loop_t* loop = nullptr;
   if (!need || g_proc.job == nullptr || napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
+    bool was = g_poll != nullptr || g_timer != nullptr;
     StopLoop();
+    // Disarm, unless requests.cc's awaited requests still want the wake-ups.
+    if (was && g_proc.job != nullptr && GetEnv(env)->awaited == 0) sf_job_arm_wakeup(g_proc.job, 0);
     return;
   }
   if (g_poll == nullptr) {
@@ -93,7 +94,7 @@ void UpdateLoop(Napi::Env env) {
       }
     }
   }
-  if (local && g_timer == nullptr) {
+  if (g_timer == nullptr) {
     g_timer = new uv_timer_t;
     uv_timer_init(loop, g_timer);
     uv_timer_start(g_timer, [](uv_timer_t*) {
@@ -101,12 +102,8 @@ void UpdateLoop(Napi::Env env) {
       LoopProgress();
     }, SF_TICK_MS, SF_TICK_MS);
     uv_unref(reinterpret_cast<uv_handle_t*>(g_timer));
-  } else if (!local && g_timer != nullptr) {
-    uv_timer_stop(g_timer);
-    uv_close(reinterpret_cast<uv_handle_t*>(g_timer), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-    g_timer = nullptr;
   }
-  if (local) sf_job_arm_wakeup(g_proc.job, 1);
+  sf_job_arm_wakeup(g_proc.job, 1);
 }
 
 // The MPI error class of a window failure; the message is the module's.
@@ -161,12 +158,8 @@ Napi::Value WinCreate(const Napi::CallbackInfo& info) {
   int rc = sf_win_create(job, &o, &win->w);
   if (rc < 0) return ThrowWin(env, rc, info[8].IsString() ? info[8].As<Napi::String>().Utf8Value() : std::string("Win.create"));
   if (o.flavor == SF_WIN_CREATE && !info[4].IsNull()) win->keep = Napi::Persistent(info[4]);
-  for (int t = 0; t < o.group.size; t++) {
-    if (sf_win_direct(win->w, t)) continue;
-    win->needs_loop = true;
-    int world = o.group.ranks ? o.group.ranks[t] : t;
-    if (sf_job_host_of(job, world) == sf_job_host(job)) win->local_messages = true;
-  }
+  for (int t = 0; t < o.group.size; t++)
+    if (!sf_win_direct(win->w, t)) win->needs_loop = true;
   uint32_t id = g_next++;
   g_wins.emplace(id, std::move(win));
   UpdateLoop(env);
