@@ -14,6 +14,12 @@
         "native/addon/mpi/p2p.cc",
         "native/addon/mpi/requests.cc",
         "native/addon/mpi/coll.cc",
+        "native/addon/mpi/progress.cc",
+        "native/addon/mpi/sched.cc",
+        "native/addon/mpi/win.cc",
+        "native/onesided/win.c",
+        "native/onesided/rma.c",
+        "native/onesided/sync.c",
         "native/dataplane/job.c",
         "native/dataplane/core.c",
         "native/dataplane/wait.c",
@@ -32,7 +38,8 @@
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
-        "native/include"
+        "native/include",
+        "native/onesided"
       ],
       "defines": ["NAPI_DISABLE_CPP_EXCEPTIONS", "_GNU_SOURCE"],
       "cflags": ["-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"],

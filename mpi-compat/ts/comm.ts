@@ -12,6 +12,7 @@
  */
 import * as CB from './coll-buf.js';
 import * as CO from './coll-obj.js';
+import * as NB from './coll-nb.js';
 import { agreeCtx, SELF_CTX, WORLD_CTX } from './context.js';
 import { ANY_SOURCE, ANY_TAG, CommCore, PROC_NULL, runtime, TAG_UB, UNDEFINED } from './core.js';
 import { MPIError, rangeError, typeError } from './errors.js';
@@ -22,6 +23,8 @@ import { Request, ReqKind } from './request.js';
 import { encode } from './serialization.js';
 import { Status } from './status.js';
 import { hintOverwrite, isLazy, lazyInUse } from '../../runtime/share.js';
+import { Group } from './group.js';
+import type { Cartcomm, CartOptions, DistGraphcomm, DistGraphOptions, Graphcomm } from './topo.js';
 
 export { ANY_SOURCE, ANY_TAG, PROC_NULL, TAG_UB, UNDEFINED, runtime };
 export { IN_PLACE } from './coll-buf.js';
@@ -53,6 +56,11 @@ export class Comm {
     this.#core = new CommCore(ranks, rank, ctx, name);
     this.rank = rank;
     this.size = this.#core.size;
+  }
+
+  /** @internal the core of a communicator, for the modules that extend Comm (topo.ts, win.ts). */
+  static _core(c: Comm): CommCore {
+    return c.#core;
   }
 
   /** The communicator's name, for messages ("COMM_WORLD", "COMM_WORLD.split(1)"). */
@@ -430,10 +438,125 @@ export class Comm {
     return c.ranks ? Array.from(c.ranks) : Array.from({ length: c.size }, (_, i) => i);
   }
 
+  // --------------------------------------------------------------------------------------------
+  // Non-blocking collectives (coll-nb.ts): every member starts them in the same order
+
+  /** Starts a barrier (MPI_Ibarrier); the request completes once every member has started it. */
+  Ibarrier(): Request<void> { return NB.Ibarrier(this.#core); }
+
+  /** Object spelling of Ibarrier. */
+  ibarrier(): Request<void> { return NB.Ibarrier(this.#core, 'comm.ibarrier'); }
+
+  /** Starts a broadcast of the root's `buf` into every member's `buf`; the request yields buf. */
+  Ibcast<B extends TypedArray>(buf: B, root = 0): Request<B> { return NB.Ibcast(this.#core, buf, root); }
+
+  /** Starts an element-wise reduction into the root's `recvbuf` (`null` elsewhere). */
+  Ireduce<B extends TypedArray>(sendbuf: SendBuf, recvbuf: B | null, op: AnyOp = SUM, root = 0): Request<B | null> { return NB.Ireduce(this.#core, sendbuf, recvbuf, op, root); }
+
+  /** Starts an element-wise reduction into every member's `recvbuf`. */
+  Iallreduce<B extends TypedArray>(sendbuf: SendBuf, recvbuf: B, op: AnyOp = SUM): Request<B> { return NB.Iallreduce(this.#core, sendbuf, recvbuf, op); }
+
+  /** Starts a gather of equal blocks into the root's `recvbuf`. */
+  Igather<B extends TypedArray>(sendbuf: SendBuf, recvbuf: B | null, root = 0): Request<B | null> { return NB.Igather(this.#core, sendbuf, recvbuf, root); }
+
+  /** Starts a scatter of equal blocks of the root's `sendbuf`. */
+  Iscatter<B extends TypedArray>(sendbuf: TypedArray | null, recvbuf: B | typeof CB.IN_PLACE, root = 0): Request<B | undefined> { return NB.Iscatter(this.#core, sendbuf, recvbuf, root); }
+
+  /** Starts an allgather: every member gets every member's block. */
+  Iallgather<B extends TypedArray>(sendbuf: SendBuf, recvbuf: B): Request<B> { return NB.Iallgather(this.#core, sendbuf, recvbuf); }
+
+  /** Starts an all-to-all: member i's block j goes to member j's block i. */
+  Ialltoall<B extends TypedArray>(sendbuf: TypedArray, recvbuf: B): Request<B> { return NB.Ialltoall(this.#core, sendbuf, recvbuf); }
+
+  // --------------------------------------------------------------------------------------------
+  // Groups (group.ts) and topologies (topo.ts)
+
+  /** The group of this communicator's members, in rank order (MPI_Comm_group). */
+  get group(): Group {
+    this.#core.live('comm.group');
+    return new Group(this.worldRanks());
+  }
+
+  /**
+   * A communicator of `group`'s members, ranked as in the group (MPI_Comm_create, collective
+   * over this communicator: every member passes the same group); null for the others.
+   */
+  create(group: Group): Comm | null {
+    const c = this.#core, where = 'comm.create';
+    c.live(where);
+    const members = this.#subset(where, group);
+    c.label('create');
+    const ctx = agreeCtx(c);
+    const rank = members.indexOf(runtime.worldRank);
+    return rank < 0 ? null : new Comm(Int32Array.from(members), rank, ctx, `${c.name}.create()`);
+  }
+
+  /**
+   * A communicator of `group`'s members, collective over the group only (MPI_Comm_create_group):
+   * only members call it; `tag` tells apart concurrent calls of overlapping groups.
+   */
+  createGroup(group: Group, tag = 0): Comm {
+    const c = this.#core, where = 'comm.createGroup';
+    c.live(where);
+    const members = this.#subset(where, group);
+    const t = c.tag(where, tag, false);
+    const rank = members.indexOf(runtime.worldRank);
+    if (rank < 0) throw rangeError(where, `this process (world rank ${runtime.worldRank}) is not in the group: only the group's members call createGroup`);
+    c.label('createGroup');
+    // The members agree on a context among themselves, on a context of the parent's reserved
+    // for this, with the tag folded in.
+    const agree = new CommCore(Int32Array.from(members), rank, (0x10000000 | ((c.ctx & 0xfff) << 16) | (t & 0xfffe)) >>> 0, where);
+    const ctx = agreeCtx(agree);
+    return new Comm(Int32Array.from(members), rank, ctx, `${c.name}.createGroup(${t})`);
+  }
+
+  #subset(where: string, group: Group): number[] {
+    const members = Group._check(where, 'group', group)._world;
+    const mine = new Set(this.worldRanks());
+    members.forEach((w, i) => {
+      if (!mine.has(w)) throw rangeError(where, `group member ${i} (world rank ${w}) is not a member of ${this.#core.name}`);
+    });
+    return [...members];
+  }
+
+  /**
+   * A Cartesian grid over the first prod(dims) ranks (MPI_Cart_create, collective); null for
+   * the ranks beyond it. `options.periods`: wrap-around per dimension (or one for all).
+   */
+  createCart(dims: readonly number[], options: CartOptions = {}): Cartcomm | null {
+    return topoHooks().createCart(this, this.#core, dims, options);
+  }
+
+  /** A graph over the first index.length ranks (MPI_Graph_create, collective); null beyond it. */
+  createGraph(index: readonly number[], edges: readonly number[]): Graphcomm | null {
+    return topoHooks().createGraph(this, this.#core, index, edges);
+  }
+
+  /** A distributed graph: each rank names its own sources and destinations (MPI_Dist_graph_create_adjacent, collective). */
+  createDistGraphAdjacent(sources: readonly number[], destinations: readonly number[], options: DistGraphOptions = {}): DistGraphcomm {
+    return topoHooks().createDistGraphAdjacent(this, this.#core, sources, destinations, options);
+  }
+
   /** Aborts the whole job with `code` (MPI_Abort on any communicator aborts every rank here). */
   abort(code = 1): never {
     return abortHook(code);
   }
+}
+
+/** @internal the topology constructors (topo.ts, whose classes extend Comm, installs them). */
+export interface TopoHooks {
+  createCart(comm: Comm, c: CommCore, dims: readonly number[], options: CartOptions): Cartcomm | null;
+  createGraph(comm: Comm, c: CommCore, index: readonly number[], edges: readonly number[]): Graphcomm | null;
+  createDistGraphAdjacent(comm: Comm, c: CommCore, sources: readonly number[], destinations: readonly number[], options: DistGraphOptions): DistGraphcomm;
+}
+let topo: TopoHooks | null = null;
+function topoHooks(): TopoHooks {
+  if (!topo) throw new Error('sfmpi: topologies are not loaded (import from sfmpi/mpi, whose index loads topo.ts)');
+  return topo;
+}
+/** @internal */
+export function setTopoHooks(h: TopoHooks): void {
+  topo = h;
 }
 
 let abortHook: (code: number) => never = () => {

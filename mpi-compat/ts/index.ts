@@ -32,8 +32,16 @@ import { BAND, BOR, BXOR, LAND, LOR, LXOR, MAX, MAXLOC, MIN, MINLOC, Op, PROD, S
 import { Request, setWaitTimeout } from './request.js';
 import { setMathjs, type MathjsLike } from './serialization.js';
 import { Status } from './status.js';
+import { CONGRUENT, Group, GROUP_EMPTY, IDENT, SIMILAR, UNEQUAL } from './group.js';
+import { CART, Cartcomm, computeDims, DIST_GRAPH, DistGraphcomm, GRAPH, Graphcomm } from './topo.js';
+import {
+  LOCK_EXCLUSIVE, LOCK_SHARED, MODE_NOCHECK, MODE_NOPRECEDE, MODE_NOPUT, MODE_NOSTORE, MODE_NOSUCCEED, NO_OP, REPLACE, Win,
+} from './win.js';
 
-export { Comm, MPIError, Op, Request, Status, ERRORS };
+export { Comm, MPIError, Op, Request, Status, ERRORS, Group, Cartcomm, Graphcomm, DistGraphcomm, Win };
+export type { CartOptions, DistGraphOptions } from './topo.js';
+export type { AllocOptions, WinOptions } from './win.js';
+export type { RankRange } from './group.js';
 export type { MPIErrorCode } from './errors.js';
 export type { TypedArray } from './datatype.js';
 
@@ -297,9 +305,15 @@ export const MPI = {
   IN_PLACE,
   TAG_UB,
   SUM, PROD, MIN, MAX, LAND, LOR, LXOR, BAND, BOR, BXOR, MAXLOC, MINLOC,
-  Op, Request, Status, Comm, MPIError,
+  computeDims,
+  GROUP_EMPTY, IDENT, CONGRUENT, SIMILAR, UNEQUAL,
+  CART, GRAPH, DIST_GRAPH,
+  LOCK_EXCLUSIVE, LOCK_SHARED, MODE_NOCHECK, MODE_NOSTORE, MODE_NOPUT, MODE_NOPRECEDE, MODE_NOSUCCEED, REPLACE, NO_OP,
+  Op, Request, Status, Comm, MPIError, Group, Cartcomm, Graphcomm, DistGraphcomm, Win,
 } as const;
 
 export default MPI;
 export { ANY_SOURCE, ANY_TAG, PROC_NULL, UNDEFINED, IN_PLACE, TAG_UB };
 export { SUM, PROD, MIN, MAX, LAND, LOR, LXOR, BAND, BOR, BXOR, MAXLOC, MINLOC };
+export { computeDims, GROUP_EMPTY, IDENT, CONGRUENT, SIMILAR, UNEQUAL, CART, GRAPH, DIST_GRAPH };
+export { LOCK_EXCLUSIVE, LOCK_SHARED, MODE_NOCHECK, MODE_NOSTORE, MODE_NOPUT, MODE_NOPRECEDE, MODE_NOSUCCEED, REPLACE, NO_OP };

@@ -44,12 +44,34 @@ function waitTimeoutMs(): number {
   return env > 0 ? env : 60_000;
 }
 
-function describeReq(kind: number, _s: Status): string {
+function describeReq(kind: number, _s: Status, buf: unknown): string {
+  if (kind === ReqKind.Coll) return `${(buf as CollInfo).label}: ${(buf as CollInfo).what()}`;
   return kind === ReqKind.Send ? 'a send' : 'a receive';
 }
 
-/** @internal what a request yields once complete. */
-export const ReqKind = { Send: 0, RecvBuffer: 1, RecvObject: 2, Done: 3 } as const;
+/** @internal what a request yields once complete (Coll: a collective's schedule, coll-nb.ts). */
+export const ReqKind = { Send: 0, RecvBuffer: 1, RecvObject: 2, Done: 3, Coll: 4 } as const;
+
+/**
+ * @internal A collective request: its Request is the receive of the doorbell message that its
+ * schedule sends once done (coll-nb.ts). `settle` gives its value or throws its failure; `what`
+ * says what it waits for, for timeout messages.
+ */
+export interface CollInfo {
+  label: string;
+  settle: () => unknown;
+  what: () => string;
+}
+
+/** A collective's wait failed: say which collective and what it waited for, not the doorbell's receive. */
+function collFailure(info: CollInfo, e: unknown): unknown {
+  if (!(e instanceof MPIError)) return e;
+  if (e.code === 'ERR_TIMEOUT') {
+    const ms = /timed out after (\d+) ms/.exec(e.message)?.[1];
+    return new MPIError('ERR_TIMEOUT', `${info.label}: timed out${ms ? ` after ${ms} ms` : ''} waiting for ${info.what()}`, { rank: e.rank, ranks: e.ranks });
+  }
+  return new MPIError(e.code, `${info.label}: ${e.message.replace(/^irecv from rank \d+ tag \d+: /, '')}`, { rank: e.rank, ranks: e.ranks, errno: e.errno, exitCode: e.exitCode });
+}
 /** @internal */
 export type ReqKind = (typeof ReqKind)[keyof typeof ReqKind];
 
@@ -99,7 +121,10 @@ export class Request<T = unknown> implements PromiseLike<T> {
     const source = st[0] < 0 ? st[0] : this.#map(st[0]);
     this.#status._set(source, st[1], st[2], st[3]);
     try {
-      if (st[4] !== 0) {
+      if (this.#kind === ReqKind.Coll) {
+        this.#status._set(-1, -1, 0, 0); // MPI's empty status
+        this.#value = (this.#buf as CollInfo).settle() as T;
+      } else if (st[4] !== 0) {
         this.#error = refusedError('irecv', st[4], source, st[1], st[2], st[3], this.#buf as TypedArray);
       } else if (this.#kind === ReqKind.RecvObject) {
         const bytes = mpi.result(this.#id);
@@ -120,6 +145,7 @@ export class Request<T = unknown> implements PromiseLike<T> {
   }
 
   #fail(e: unknown): never {
+    if (this.#kind === ReqKind.Coll) e = collFailure(this.#buf as CollInfo, e);
     this.#done = true;
     this.#error = e;
     mpi.free(this.#id);
@@ -202,11 +228,12 @@ export class Request<T = unknown> implements PromiseLike<T> {
     for (const r of [...awaited]) {
       if (bad) r.#reject?.(makeNativeError(bad[0], `awaited request: ${bad[1]}`, bad[2]));
       else if (limit > 0 && now - r.#awaitStart > limit)
-        r.#reject?.(new MPIError('ERR_TIMEOUT', `awaited request timed out after ${now - r.#awaitStart} ms (${describeReq(r.#kind, r.#status)})`));
+        r.#reject?.(new MPIError('ERR_TIMEOUT', `awaited request timed out after ${now - r.#awaitStart} ms (${describeReq(r.#kind, r.#status, r.#buf)})`));
     }
   }
 
   #failWith(e: Error): Error {
+    if (this.#kind === ReqKind.Coll) e = collFailure(this.#buf as CollInfo, e) as Error;
     this.#done = true;
     this.#error = e;
     mpi.free(this.#id);

@@ -16,6 +16,7 @@
 
 #include "../addon.h"
 #include "dtype.h"
+#include "progress.h"
 #include "state.h"
 
 namespace sf::mpi {
@@ -411,7 +412,7 @@ Napi::Object InitMpi(Napi::Env env, Napi::Object exports) {
     return exports;
   }
   Napi::Object m = Napi::Object::New(env);
-  for (const std::vector<Fn>* table : {&kLifeFns, &kP2pFns, &kRequestFns, &kCollFns})
+  for (const std::vector<Fn>* table : {&kLifeFns, &kP2pFns, &kRequestFns, &kCollFns, &kSchedFns, &kWinFns})
     for (const Fn& f : *table) m.Set(f.name, Napi::Function::New(env, f.fn, f.name));
   m.Set("ANY_SOURCE", Napi::Number::New(env, SF_ANY_SOURCE));
   m.Set("ANY_TAG", Napi::Number::New(env, SF_ANY_TAG));
