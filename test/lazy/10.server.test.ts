@@ -130,15 +130,15 @@ test('the server serves its snapshot, answers as drawn, and refuses malformed re
   const pid = server.pid;
   const { port, close } = await serve(server);
   try {
-    // The server process keeps nothing of ours but its control socket; 0-2 are /dev/null.
+    const good = await client(port);
+    good.write(request({ region: 11, count: 6, first: 0, tag: 5 }));
+    const head = reply((await readN(good, 40)).data);
+    // Once it has answered (not before: the fork may not have run its start-up yet on a loaded
+    // machine), the server keeps nothing of ours but its control socket; 0-2 are /dev/null.
     const fds = fs.readdirSync(`/proc/${pid}/fd`).map(Number).sort((x, y) => x - y);
     assert.equal(fds, [0, 1, 2, 3]);
     for (const fd of [0, 1, 2]) assert.is(fs.readlinkSync(`/proc/${pid}/fd/${fd}`), '/dev/null');
     assert.is(fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim(), 'sfmpi-memsrv');
-
-    const good = await client(port);
-    good.write(request({ region: 11, count: 6, first: 0, tag: 5 }));
-    const head = reply((await readN(good, 40)).data);
     assert.equal(head, { magic: 'SFMR', version: 1, type: 1, status: 0, region: 11, count: 6, first: 0, tag: 5, pageSize: PAGE, sent: 4 });
     const bits = (await readN(good, 8)).data;
     assert.is(bits[0], 0b001001, 'pages 0 and 3 are zero: a bit each, no bytes');
