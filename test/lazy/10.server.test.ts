@@ -134,9 +134,11 @@ test('the server serves its snapshot, answers as drawn, and refuses malformed re
     good.write(request({ region: 11, count: 6, first: 0, tag: 5 }));
     const head = reply((await readN(good, 40)).data);
     // Once it has answered (not before: the fork may not have run its start-up yet on a loaded
-    // machine), the server keeps nothing of ours but its control socket; 0-2 are /dev/null.
+    // machine), the server keeps nothing of ours but its control socket (3) and this client's
+    // connection (4); 0-2 are /dev/null.
     const fds = fs.readdirSync(`/proc/${pid}/fd`).map(Number).sort((x, y) => x - y);
-    assert.equal(fds, [0, 1, 2, 3]);
+    assert.equal(fds, [0, 1, 2, 3, 4]);
+    assert.match(fs.readlinkSync(`/proc/${pid}/fd/4`), /^socket:/);
     for (const fd of [0, 1, 2]) assert.is(fs.readlinkSync(`/proc/${pid}/fd/${fd}`), '/dev/null');
     assert.is(fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim(), 'sfmpi-memsrv');
     assert.equal(head, { magic: 'SFMR', version: 1, type: 1, status: 0, region: 11, count: 6, first: 0, tag: 5, pageSize: PAGE, sent: 4 });
