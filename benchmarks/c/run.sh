@@ -126,7 +126,7 @@ awk -v REPS="$REPS" -v ROUNDS="$ROUNDS" -v WHAT="$WHAT" '
       stat("mpich", order[i]); b = med; bb = best
       stat("ompi", order[i]); c = med; cb = best
       goal = ""
-      # Issue 9.5: parity at every size, latency at most 1.2x MPICH's, bandwidth at least its.
+      # Issue 9.5: parity at every size, latency at most 1.2x MPICH, bandwidth at least MPICH.
       if (k[1] == "lat") goal = (a / b <= 1.2 ? "met" : "MISSED") " (<= 1.2x MPICH)"
       if (k[1] == "bw") goal = (a / b >= 1.0 ? "met" : "MISSED") " (>= MPICH)"
       if (k[1] == "hello") goal = (a / b <= 0.5 ? "met" : "MISSED") " (<= 0.5x MPICH)"
