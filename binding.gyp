@@ -28,6 +28,8 @@
         "native/dataplane/link_tcp.c",
         "native/control/control.c",
         "native/control/join.c",
+        "native/control/outcome.c",
+        "native/addon/outcome.cc",
         "native/proc/status.c",
         "native/proc/watch.c",
         "native/proc/fork.c",

@@ -82,6 +82,22 @@ export interface NativeAddon {
   hugePages(): HugePageState;
   /** Bytes of a view's memory the kernel currently backs with huge pages (from /proc/self/smaps). */
   hugePageBytes(view: ArrayBufferView | ArrayBuffer | SharedArrayBuffer): number;
+  /** A job's outcome, decided by native/control/outcome.c (the native launcher's own). */
+  JobOutcome: new (size: number) => NativeJobOutcome;
+  /** "rank 3", "ranks 4-7", "ranks 1, 3, 5" (sf_outcome_rank_list). */
+  rankList(ranks: readonly number[]): string;
+}
+
+/** native/addon/outcome.cc over sf_outcome (sf_control.h states the policy). */
+export interface NativeJobOutcome {
+  /** A decoded control line; true when it is the job's first failure. */
+  event(msg: { ev: 'fork' | 'fail' | 'exit'; host: string; rank: number; code?: number; signal?: number; pid?: number; cause?: string }): boolean;
+  /** A host gone, with its ranks; true when it is the job's first failure. */
+  lost(host: string, ranks: readonly number[], why: string): boolean;
+  timeout(seconds: number): void;
+  failed(): boolean;
+  /** The exit status, with the failure's line when it is not 0. */
+  result(): { status: number; failure?: string };
 }
 
 /** What native.hugePages() reports. */
