@@ -9,6 +9,7 @@
  *
  * This decoder is the other end: its types are what the encoder writes.
  */
+import { native } from '../native/addon.js';
 
 /** The version of the lines this decoder reads (SF_CTL_VERSION). */
 export const CONTROL_VERSION = 1;
@@ -27,29 +28,9 @@ export type ControlMessage =
   | (Line & { ev: 'fail'; code: number; signal: number; cause: string })
   | (Line & { ev: 'exit'; code: number });
 
-const isInt = (v: unknown): v is number => Number.isInteger(v);
-
-/** Parses one line; null for a malformed one or another version (the caller reports it). */
+/** Parses one line; null for a malformed one or another version (the caller reports it). The
+ * reading is native/control/decode.c's, the native launcher's own (JSON.parse's grammar, then
+ * the fields of the line's `ev`), so both launchers accept and refuse the same lines. */
 export function decodeControl(line: string): ControlMessage | null {
-  let m: unknown;
-  try {
-    m = JSON.parse(line);
-  } catch {
-    return null;
-  }
-  if (!m || typeof m !== 'object') return null;
-  const o = m as Record<string, unknown>;
-  if (o.v !== CONTROL_VERSION || typeof o.host !== 'string' || !isInt(o.rank) || o.rank < 0) return null;
-  const base = { host: o.host, rank: o.rank };
-  switch (o.ev) {
-    case 'fork':
-      return isInt(o.pid) && typeof o.ms === 'number' ? { ...base, ev: 'fork', pid: o.pid, ms: o.ms } : null;
-    case 'fail':
-      if (!isInt(o.code) || !isInt(o.signal) || o.signal < 0) return null;
-      return { ...base, ev: 'fail', code: o.code, signal: o.signal, cause: typeof o.cause === 'string' ? o.cause : 'failed' };
-    case 'exit':
-      return isInt(o.code) ? { ...base, ev: 'exit', code: o.code } : null;
-    default:
-      return null;
-  }
+  return native.decodeControl(line);
 }

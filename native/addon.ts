@@ -82,6 +82,8 @@ export interface NativeAddon {
   hugePages(): HugePageState;
   /** Bytes of a view's memory the kernel currently backs with huge pages (from /proc/self/smaps). */
   hugePageBytes(view: ArrayBufferView | ArrayBuffer | SharedArrayBuffer): number;
+  /** One control line read by native/control/decode.c; null when malformed (guest-daemon/control.ts). */
+  decodeControl(line: string): import('../guest-daemon/control.js').ControlMessage | null;
   /** A job's outcome, decided by native/control/outcome.c (the native launcher's own). */
   JobOutcome: new (size: number) => NativeJobOutcome;
   /** "rank 3", "ranks 4-7", "ranks 1, 3, 5" (sf_outcome_rank_list). */

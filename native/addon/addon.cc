@@ -312,7 +312,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitCloneWatch(env, exports);
   InitMemory(env, exports);
   InitExit(env, exports);
-  InitOutcome(env, exports);  // JobOutcome, rankList: native/addon/outcome.cc
+  InitControl(env, exports);  // decodeControl, JobOutcome, rankList: native/addon/control.cc
   { Napi::Object InitMpi(Napi::Env, Napi::Object); InitMpi(env, exports); }  // exports.mpi: native/addon/mpi.cc
   { Napi::Object InitLazy(Napi::Env, Napi::Object); InitLazy(env, exports); }  // exports.lazy: native/addon/lazy.cc
   return exports;

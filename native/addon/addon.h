@@ -29,6 +29,6 @@ Napi::Value ReleaseClones(const Napi::CallbackInfo& info);
 Napi::Object InitCloneWatch(Napi::Env env, Napi::Object exports);
 Napi::Object InitMemory(Napi::Env env, Napi::Object exports);
 Napi::Object InitExit(Napi::Env env, Napi::Object exports);
-Napi::Object InitOutcome(Napi::Env env, Napi::Object exports);
+Napi::Object InitControl(Napi::Env env, Napi::Object exports);
 
 }  // namespace sf

@@ -83,7 +83,7 @@ size_t sf_ctl_quote(char *out, size_t cap, const char *s, size_t n);
  * failure. Across hosts the news races, so the failures of the first SF_OUTCOME_SETTLE_MS are
  * weighed: a lost host outranks a rank killed by a signal, which outranks a rank's exit code;
  * ties go to the earliest. The one owner of this policy: the native launcher links it, and the
- * Node launcher of jobs across hosts reaches it through the addon (native/addon/outcome.cc,
+ * Node launcher of jobs across hosts reaches it through the addon (native/addon/control.cc,
  * mpi-compat/launcher/outcome.ts). */
 
 #define SF_OUTCOME_SETTLE_MS 1000

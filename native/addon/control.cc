@@ -1,7 +1,8 @@
-// exports.JobOutcome: a job's outcome (native/control/outcome.c) for the Node launcher of jobs
-// across hosts, so that the weighing of failures and the words of the failure line have one
-// owner, the C that the native launcher of single-host jobs uses too.
+// The launcher's control lines for Node (dom0, the launcher of jobs across hosts), so that their
+// reading and the job's outcome have one owner, the C that the native launcher of single-host
+// jobs links (native/control/decode.c, outcome.c):
 //
+//   decodeControl(line) -> { ev, host, rank, ... } | null     (guest-daemon/control.ts types it)
 //   const o = new JobOutcome(size);
 //   o.event({ ev: 'fail', host, rank, code, signal, cause })  -> true at the job's first failure
 //   o.lost(host, [ranks], why)                                 -> true at the job's first failure
@@ -139,6 +140,37 @@ class JobOutcome : public Napi::ObjectWrap<JobOutcome> {
   sf_outcome* o_ = nullptr;
 };
 
+Napi::Value DecodeControl(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) return ThrowType(env, "decodeControl: line must be a string");
+  std::string line = info[0].As<Napi::String>().Utf8Value();
+  sf_ctl_msg m;
+  if (sf_ctl_decode(line.data(), line.size(), &m) != 0) return env.Null();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("host", Napi::String::New(env, m.host));
+  out.Set("rank", m.rank);
+  switch (m.ev) {
+    case SF_CTL_FORK:
+      out.Set("ev", "fork");
+      out.Set("pid", m.pid);
+      out.Set("ms", m.ms);
+      break;
+    case SF_CTL_FAIL:
+      out.Set("ev", "fail");
+      out.Set("code", m.code);
+      out.Set("signal", m.signal);
+      out.Set("cause", Napi::String::New(env, m.cause));
+      break;
+    case SF_CTL_EXIT:
+      out.Set("ev", "exit");
+      out.Set("code", m.code);
+      break;
+    default:
+      return env.Null();
+  }
+  return out;
+}
+
 Napi::Value RankList(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   bool ok;
@@ -151,7 +183,8 @@ Napi::Value RankList(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-Napi::Object InitOutcome(Napi::Env env, Napi::Object exports) {
+Napi::Object InitControl(Napi::Env env, Napi::Object exports) {
+  exports.Set("decodeControl", Napi::Function::New(env, DecodeControl, "decodeControl"));
   exports.Set("JobOutcome", JobOutcome::Define(env));
   exports.Set("rankList", Napi::Function::New(env, RankList, "rankList"));
   return exports;
