@@ -14,6 +14,6 @@ export { join, joinSync } from './join.js';
 export { kill } from './kill.js';
 export { exit } from './exit.js';
 export { region, regionOf, regionTable, type RegionEntry } from './region.js';
-export { loadOnce, type LoadOnceOptions } from './share.js';
+export { hintOverwrite, isLazy, loadOnce, type LoadOnceOptions } from './share.js';
 export { CloneRuntimeError } from './errors.js';
 export type { CloneOutcome, CloneSuccess, CloneFailure } from '../guest-daemon/outcome.js';
