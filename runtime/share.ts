@@ -93,6 +93,28 @@ export function loadOnce<T>(loader: () => T, options: LoadOnceOptions = {}): T {
   return r === 'origin' ? publish(channel, n, label, loader()) : fetch(channel, n, label, options.timeoutMs);
 }
 
+/**
+ * The origin's half of `clone(ticket, state)` across hosts (runtime/hosts.ts): publishes `value`
+ * as the next state of the share channel, as loadOnce does, and returns its number for the seeds.
+ */
+export function publishState(value: unknown, label: string): number {
+  if (role() !== 'origin') throw new Error(`${label}: this process is not the origin of a job across hosts`);
+  const n = ++seq;
+  channel ??= new RankShareChannel(Number(process.env.SFMPI_SHARE_FD));
+  reportAtExit();
+  publish(channel, n, label, value);
+  return n;
+}
+
+/** A seed's half: the origin's state number `n` (small values from its blob, typed arrays as lazy regions). */
+export function fetchState(n: number, label: string, timeoutMs?: number): unknown {
+  if (role() !== 'seed') throw new Error(`${label}: this process is not a seed of a job across hosts`);
+  seq = Math.max(seq, n);
+  channel ??= new RankShareChannel(Number(process.env.SFMPI_SHARE_FD));
+  reportAtExit();
+  return fetch(channel, n, label, timeoutMs);
+}
+
 function publish<T>(ch: RankShareChannel, n: number, label: string, value: T): T {
   const split = splitState(value, { where: `loadOnce (${label})` });
   ch.send('open', { seq: n });
