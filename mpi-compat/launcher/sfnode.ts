@@ -118,7 +118,8 @@ async function runAcross(prepared: Prepared, plan: Plan, slurm: boolean, o: Opti
     originEndsJobMs: 3000,
   });
   // The launcher numbers processes as ranks: rank 0 is the origin, rank h the seed of host h.
-  if (result.failure) process.stderr.write(`sfnode: ${result.failure.replace(/^rank 0 /, 'the origin ')}\n`);
+  // (No MPI here: the process module's "before MPI_Finalize" says nothing to an sfnode user.)
+  if (result.failure) process.stderr.write(`sfnode: ${result.failure.replace(/^rank 0 /, 'the origin ').replace(/ before MPI_Finalize$/, '')}\n`);
   return result.status;
 }
 
