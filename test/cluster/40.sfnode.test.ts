@@ -59,6 +59,7 @@ if (!avail.ok || !lazy.ok) {
       assert.equal(placement(j.stdout), [{ host: h.hosts[0], ids: [1] }, { host: h.hosts[1], ids: [2, 3] }, { host: h.hosts[2], ids: [4, 5] }], show(j));
       const where = ['', h.hosts[0], h.hosts[1], h.hosts[1], h.hosts[2], h.hosts[2]];
       for (let id = 1; id <= 5; id++) assert.match(j.stdout, new RegExp(`^clone ${id} on ${where[id]} state ok$`, 'm'), show(j));
+      assert.match(j.stdout, /^joinSync refused ERR_REMOTE_CLONES$/m, show(j));
       assert.match(j.stdout, /^done$/m);
       await nothingLeft(h);
     });
