@@ -119,7 +119,11 @@ async function runAcross(prepared: Prepared, plan: Plan, slurm: boolean, o: Opti
   });
   // The launcher numbers processes as ranks: rank 0 is the origin, rank h the seed of host h.
   // (No MPI here: the process module's "before MPI_Finalize" says nothing to an sfnode user.)
-  if (result.failure) process.stderr.write(`sfnode: ${result.failure.replace(/^rank 0 /, 'the origin ').replace(/ before MPI_Finalize$/, '')}\n`);
+  const line = result.failure
+    ?.replace(/^rank 0 /, 'the origin ')
+    .replace(/^host (\S+) \(rank \d+\) /, 'host $1 ')
+    .replace(/ before MPI_Finalize$/, '');
+  if (line) process.stderr.write(`sfnode: ${line}\n`);
   return result.status;
 }
 
