@@ -10,7 +10,7 @@
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { root, testDir, until } from '../helpers.js';
+import { root, run as runHere, testDir, until } from '../helpers.js';
 import { hostsAvailable, upHosts, type TestHosts } from '../hosts/testhosts.js';
 import { lazyAvailable } from '../../xen/lazy.js';
 import { nothingLeft, show } from './helpers.js';
@@ -37,6 +37,20 @@ function run(mode: string, n: number, opts: { slurm?: boolean; onSpawn?: (pid: n
 
 const outcomes = (stdout: string) => [...stdout.matchAll(/^outcome (\{.*\})$/gm)].map((m) => JSON.parse(m[1]));
 const placement = (stdout: string) => JSON.parse(/^placement (.*)$/m.exec(stdout)?.[1] ?? '[]') as { host: string; ids: number[] }[];
+
+test('sfnode: bad options and host lists are refused with a message naming them, exit 2', async () => {
+  for (const [args, msg] of [
+    [['--launch', 'rsh', fixture], 'sfnode: --launch rsh: ssh or slurm'],
+    [['--host', 'a:x', fixture], 'sfnode: --host: "a:x": slots must be a positive integer'],
+    [['--timeout', '-1', fixture], 'sfnode: --timeout -1: a positive number of seconds'],
+    [['--bogus', fixture], 'sfnode: unknown option --bogus'],
+    [['--host', 'a:2'], 'sfnode: no program given'],
+  ] as const) {
+    const r = await runHere(process.execPath, [sfnode, ...args]);
+    assert.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.is(r.stderr.trim(), msg);
+  }
+});
 
 if (!avail.ok || !lazy.ok) {
   console.log(`  skipped: ${!avail.ok ? `test hosts unavailable: ${avail.reason}` : `lazy regions unavailable: ${lazy.reason}`}`);
