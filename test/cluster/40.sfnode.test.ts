@@ -27,9 +27,9 @@ function hosts(): TestHosts {
 }
 
 /** sfnode typed on the first host; `slurm`: inside `salloc -N 3 -n 6` instead of --hostfile. */
-function run(mode: string, n: number, opts: { slurm?: boolean; onSpawn?: (pid: number) => void } = {}) {
+function run(mode: string, n: number, opts: { slurm?: boolean; onSpawn?: (pid: number) => void; gone?: string } = {}) {
   const h = hosts();
-  const args = [sfnode, ...(opts.slurm ? [] : ['--hostfile', h.hostfile]), fixture, mode, String(n)];
+  const args = [sfnode, ...(opts.slurm ? [] : ['--hostfile', h.hostfile]), fixture, mode, String(n), ...(opts.gone ? [opts.gone] : [])];
   const env = { SFMPI_PREFETCH: '0' };
   if (opts.slurm) return h.exec(h.hosts[0], 'salloc', ['-N', '3', '-n', '6', '--quiet', process.execPath, ...args], { timeoutMs: 90_000, env });
   return h.exec(h.hosts[0], process.execPath, args, { timeoutMs: 90_000, env, onSpawn: opts.onSpawn });
@@ -85,6 +85,16 @@ if (!avail.ok || !lazy.ok) {
     assert.match(j.stdout, /^grant 5 of 9$/m, show(j));
     for (let id = 1; id <= 5; id++) assert.match(j.stdout, new RegExp(`^clone ${id} on \\S+ state ok$`, 'm'), show(j));
     await nothingLeft(hosts());
+  });
+
+  test('a host whose seed ended before the ticket gives no slot: the grant is smaller and says where', async () => {
+    const h = hosts();
+    const j = await run('values', 5, { gone: h.hosts[2] });
+    assert.is(j.code, 0, show(j));
+    assert.match(j.stdout, /^grant 3 of 5$/m, show(j));
+    assert.equal(placement(j.stdout), [{ host: h.hosts[0], ids: [1] }, { host: h.hosts[1], ids: [2, 3] }], show(j));
+    for (let id = 1; id <= 3; id++) assert.match(j.stdout, new RegExp(`^clone ${id} on \\S+ state ok$`, 'm'), show(j));
+    await nothingLeft(h);
   });
 
   test('requestTicket(2): only the hosts it needs; the third host\'s seed ends without a clone', async () => {
