@@ -162,7 +162,9 @@ export class RemotePart {
         notStarted(p.ids, `no answer from host ${host}: ${(e as Error).message}`);
       }
       if (f?.type === 'failed') notStarted(p.ids, `on host ${host}: ${String(f.body.message)}`);
-      else if (!f && p.link.closed) notStarted(p.ids, `host ${host} was lost (its connection closed)`);
+      else if (!f && p.link.closed)
+        // As for a host lost later: its clones may have been forked before it went.
+        p.ids.forEach((id) => end({ ok: false, id, pid: 0, code: null, signal: null, reason: `clone ${id} was lost with host ${host}: its connection closed before its clones ran` }));
       else if (f && f.type !== 'running') notStarted(p.ids, `host ${host} answered ${f.type}`);
     }
     for (const p of this.#parts) {
