@@ -94,7 +94,9 @@ export function linkFds(): number[] {
 
 /** Where a ticket's clones run: a host and its clone ids. */
 export interface TicketHost {
+  /** The host's name as the host list gave it (this host's own name on one host). */
   host: string;
+  /** The clone ids placed there, ascending. */
   ids: number[];
 }
 
@@ -102,6 +104,7 @@ export interface TicketHost {
 export class RemotePart {
   /** Clones on this host: ids 1..local. */
   readonly local: number;
+  /** Where every clone runs, this host first. */
   readonly placement: TicketHost[];
   readonly #parts: { link: Link; ids: number[] }[];
   readonly #ended = new Set<number>();
@@ -113,7 +116,7 @@ export class RemotePart {
     this.#parts = parts;
   }
 
-  /** Hands the state to the seeds and tells each its clone ids (none: it ends). */
+  /** Publishes the state for the seeds (their clone ids went with the grant) and lets them fork. */
   start(state: unknown): void {
     let seq = 0;
     try {
