@@ -6,6 +6,7 @@ import { isMainThread } from 'node:worker_threads';
 import { toOutcome } from '../guest-daemon/outcome.js';
 import { createDomains } from '../xen/domain.js';
 import { errors } from './errors.js';
+import { cloneInSeed, linkFds } from './hosts.js';
 import { becomeClone, self } from './lifecycle.js';
 import { checkState } from './state.js';
 import { tickets, type Ticket } from './ticket.js';
@@ -16,7 +17,9 @@ import { tickets, type Ticket } from './ticket.js';
  * origin, every clone is running.
  *
  * @param state handed to every clone (read it with `inheritedState()`); on this host it is
- *   simply inherited with the rest of memory, no copy is made.
+ *   simply inherited with the rest of memory, no copy is made. Clones on other hosts (sfnode
+ *   across hosts) get it from a descriptor: small values from its state blob, large typed arrays
+ *   as lazy regions, as of this call.
  * @throws CloneRuntimeError ERR_TICKET_USED / ERR_TICKET_RELEASED / ERR_FOREIGN_TICKET /
  *   ERR_NOT_MAIN_THREAD (called from a worker thread)
  * @throws TypeError when `state` could not travel to a clone on another host (a function, a
@@ -31,21 +34,34 @@ export function clone(ticket: Ticket, state?: unknown): number {
   if (ticket.phase !== 'granted') throw errors.ticketUsed(ticket.number);
   if (state !== undefined) checkState(state);
   ticket.phase = 'cloned';
-
-  // A nested clone must not hand its own channel upward to its children.
-  const created = createDomains(ticket.size, self.id > 0 ? [self.channelFd] : []);
-  if (created.id !== 0) {
-    afterForkInClone();
-    becomeClone(created.id, (created as { channelFd: number }).channelFd, state);
-    return created.id;
-  }
-  const origin = created as Extract<typeof created, { id: 0 }>;
-  ticket.domains = origin.domains;
-  ticket.forkMs = origin.forkMs;
-  ticket.totalForkMs = origin.totalMs;
-  ticket.readyAt = origin.readyAt;
+  // A seed (this host's copy of a program run across hosts) forks the clones the origin gave it.
+  if (ticket.seed) return cloneInSeed(ticket.seed, afterForkInClone);
+  const remote = ticket.remote;
   ticket.outcomes = new Array(ticket.size).fill(undefined);
-  for (const domain of origin.domains) {
+  remote?.start(state);
+  const local = remote ? remote.local : ticket.size;
+
+  if (local > 0) {
+    // A nested clone must not hand its own channel upward to its children; nor may a clone keep
+    // the origin's links to other hosts (their seeds must see the origin's end as its end).
+    const created = createDomains(local, self.id > 0 ? [self.channelFd] : linkFds());
+    if (created.id !== 0) {
+      afterForkInClone();
+      becomeClone(created.id, (created as { channelFd: number }).channelFd, state);
+      return created.id;
+    }
+    const origin = created as Extract<typeof created, { id: 0 }>;
+    ticket.domains = origin.domains;
+    ticket.forkMs = origin.forkMs;
+    ticket.totalForkMs = origin.totalMs;
+    ticket.readyAt = origin.readyAt;
+  }
+  remote?.run((o) => {
+    ticket.outcomes[o.id - 1] = o;
+    settle(ticket);
+  });
+  if (remote) ticket.readyAt = performance.now();
+  for (const domain of ticket.domains) {
     domain.wait().then((raw) => {
       ticket.outcomes[domain.id - 1] = toOutcome(domain.id, raw);
       settle(ticket);

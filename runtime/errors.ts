@@ -27,6 +27,11 @@ export const errors = {
     new CloneRuntimeError('ERR_NOT_MAIN_THREAD', 'clone() must be called on the main thread, not in a worker thread'),
   exitInOrigin: () =>
     new CloneRuntimeError('ERR_NOT_A_CLONE', 'exit() may only be called in a clone; this process is the origin (clone id 0)'),
+  remoteSync: (ticket: number) =>
+    new CloneRuntimeError(
+      'ERR_REMOTE_CLONES',
+      `joinSync(ticket ${ticket}): this ticket has clones on other hosts, whose ends arrive while the event loop runs; use await join(ticket)`,
+    ),
   badId: (ticket: number, id: unknown, n: number) =>
     new RangeError(`kill(ticket ${ticket}, id): id ${String(id)} is not a clone of this ticket (1..${n})`),
 };

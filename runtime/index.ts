@@ -9,6 +9,7 @@
  * const outcomes = await join(ticket);
  */
 export { requestTicket, Ticket, type TicketOptions } from './ticket.js';
+export type { TicketHost } from './hosts.js';
 export { clone, cloneId, inheritedState } from './clone.js';
 export { join, joinSync } from './join.js';
 export { kill } from './kill.js';

@@ -33,6 +33,7 @@ export function join(ticket: Ticket): Promise<CloneOutcome[]> {
  */
 export function joinSync(ticket: Ticket, timeoutMs = -1): CloneOutcome[] {
   check('joinSync', ticket);
+  if (ticket.remote?.spans) throw errors.remoteSync(ticket.number);
   const deadline = timeoutMs < 0 ? Infinity : Date.now() + timeoutMs;
   for (const d of ticket.domains) {
     if (ticket.outcomes[d.id - 1]) continue;

@@ -31,6 +31,9 @@ export interface LoadOnceOptions {
 
 let channel: RankShareChannel | null = null;
 let seq = 0;
+/** The last region id given out: ids are unique over every state of the run, because a seed maps
+ * the regions of all of them in one process (loadOnce's, then clone(ticket, state)'s). */
+let lastRegionId = 0;
 let sealed = false;
 /** The memory servers this origin started (they live as long as the job). */
 const servers: MemoryServer[] = [];
@@ -93,6 +96,28 @@ export function loadOnce<T>(loader: () => T, options: LoadOnceOptions = {}): T {
   return r === 'origin' ? publish(channel, n, label, loader()) : fetch(channel, n, label, options.timeoutMs);
 }
 
+/**
+ * The origin's half of `clone(ticket, state)` across hosts (runtime/hosts.ts): publishes `value`
+ * as the next state of the share channel, as loadOnce does, and returns its number for the seeds.
+ */
+export function publishState(value: unknown, label: string): number {
+  if (role() !== 'origin') throw new Error(`${label}: this process is not the origin of a job across hosts`);
+  const n = ++seq;
+  channel ??= new RankShareChannel(Number(process.env.SFMPI_SHARE_FD));
+  reportAtExit();
+  publish(channel, n, label, value);
+  return n;
+}
+
+/** A seed's half: the origin's state number `n` (small values from its blob, typed arrays as lazy regions). */
+export function fetchState(n: number, label: string, timeoutMs?: number): unknown {
+  if (role() !== 'seed') throw new Error(`${label}: this process is not a seed of a job across hosts`);
+  seq = Math.max(seq, n);
+  channel ??= new RankShareChannel(Number(process.env.SFMPI_SHARE_FD));
+  reportAtExit();
+  return fetch(channel, n, label, timeoutMs);
+}
+
 function publish<T>(ch: RankShareChannel, n: number, label: string, value: T): T {
   const split = splitState(value, { where: `loadOnce (${label})` });
   ch.send('open', { seq: n });
@@ -101,18 +126,19 @@ function publish<T>(ch: RankShareChannel, n: number, label: string, value: T): T
   if (opened.type !== 'opened' || opened.fds.length !== 1) throw new Error(`loadOnce (${label}): dom0 answered ${opened.type} without a channel`);
   const from = opened.fds[0];
   let zeroMaps: (ZeroMap | undefined)[] = [];
+  const ids = split.regions.map(() => ++lastRegionId);
   try {
     if (split.regions.length > 0) {
-      const server = startMemoryServer(split.regions.map((x) => ({ id: x.slot + 1, view: x.buffer })), { connectionsFrom: from });
+      const server = startMemoryServer(split.regions.map((x) => ({ id: ids[x.slot], view: x.buffer })), { connectionsFrom: from });
       servers.push(server);
       // SFMPI_LAZY_ZEROMAP=0 turns the zero-page heuristic off (benchmarks measure what it saves).
       if (process.env.SFMPI_LAZY_ZEROMAP !== '0')
-        zeroMaps = split.regions.map((x) => ZeroMap.fromBitmap(server.zeroMap(x.slot + 1), pageCountOf(x.byteLength, native.pageSize())));
+        zeroMaps = split.regions.map((x) => ZeroMap.fromBitmap(server.zeroMap(ids[x.slot]), pageCountOf(x.byteLength, native.pageSize())));
     }
   } finally {
     native.closeFd(from);
   }
-  const regions: ShareRegion[] = describeRegions(split, { zeroMaps }).map(({ zeroMap, ...x }) => ({ ...x, zeroBitmap: zeroMap.toBitmap() }));
+  const regions: ShareRegion[] = describeRegions(split, { ids, zeroMaps }).map(({ zeroMap, ...x }) => ({ ...x, zeroBitmap: zeroMap.toBitmap() }));
   ch.send('publish', { seq: n, label, blob: split.blob, regions });
   const done = ch.receive(30_000, `loadOnce (${label}): dom0's answer`);
   if (done.type === 'error') throw new Error(`loadOnce (${label}): ${done.body.message}`);

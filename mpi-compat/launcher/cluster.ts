@@ -49,6 +49,13 @@ export interface ClusterOptions {
   graceMs?: number;
   /** ssh options placed before the host (tests: a config file). */
   sshOptions?: string[];
+  /** More variables for the program's environment on every host (sfnode: its hosts and slots). */
+  programEnv?: Record<string, string>;
+  /**
+   * When the first host's process (the origin) ends, the others get this long (ms) to end too,
+   * and are then killed (sfnode: the origin owns the job). Default: they run to their own end.
+   */
+  originEndsJobMs?: number;
 }
 
 /** The dom0 services' port when none is given (dom0/service.ts's DEFAULT_PORT). */
@@ -187,6 +194,7 @@ export async function runCluster(program: Prepared, plan: Plan, opts: ClusterOpt
     if (process.env[k] !== undefined) env[k] = process.env[k]!;
   if (opts.timeout > 0) env.SFMPI_TIMEOUT_MS = String(Math.round(opts.timeout * 1000));
   if (opts.verbose) env.SFMPI_VERBOSE = '1';
+  Object.assign(env, opts.programEnv);
   let hellos = 0, linked = 0;
   // Standard input goes to rank 0's host only (rank 0 reads it, as under mpirun).
   const onStdin = (d: Buffer) => send(hosts[0], { type: 'stdin', data: d, end: false });
@@ -239,6 +247,8 @@ export async function runCluster(program: Prepared, plan: Plan, opts: ClusterOpt
             break;
           case 'done':
             host.done = true;
+            if (host.index === 0 && opts.originEndsJobMs !== undefined)
+              setTimeout(() => hosts.forEach((x) => !x.done && send(x, { type: 'signal', signal: 'SIGKILL' })), opts.originEndsJobMs).unref();
             if (msg.code !== 0 && !outcome.failed) outcome.event({ ev: 'exit', host: host.name, rank: host.ranks[0], code: msg.code });
             checkEnd();
             break;
