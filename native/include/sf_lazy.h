@@ -83,9 +83,10 @@ typedef void (*sf_memsrv_served_fn)(uint32_t region, uint64_t first, uint32_t co
 
 typedef struct sf_memsrv_options {
   int zero_maps;              /* compute the zero maps on the snapshot, in the child (1) or not */
-  /* A second Unix socket on which connections arrive (SCM_RIGHTS, one or more per message),
-   * for a peer other than the origin that hands them in (dom0: dom0/share.ts); -1 for none.
-   * The server keeps a copy; its end only stops that source. */
+  /* A second Unix stream socket on which connections arrive (a 0x00 byte with each fd, by
+   * SCM_RIGHTS), and the job's multicast configuration ('M' and 96 bytes, memsrv.c draws it),
+   * from a peer other than the origin (dom0: dom0/share.ts); -1 for none. The server keeps a
+   * copy; its end, or a byte out of turn, only stops that source. */
   int connections_from;
   sf_memsrv_served_fn served; /* optional */
   void *served_arg;

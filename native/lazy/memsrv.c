@@ -445,8 +445,11 @@ static int control_from(child *ch, int sock) {
   struct iovec iov = {ch->from_buf + ch->from_len, sizeof ch->from_buf - ch->from_len};
   struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
   ssize_t r = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
-  if (r == 0) return 1;
-  if (r < 0) return errno == EINTR || errno == EAGAIN ? 0 : 1;
+  if (r < 0 && (errno == EINTR || errno == EAGAIN)) return 0;
+  if (r <= 0) {
+    while (ch->from_nfds > 0) close(ch->from_fds[--ch->from_nfds]);
+    return 1;
+  }
   ch->from_len += (size_t)r;
   for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c != NULL; c = CMSG_NXTHDR(&m, c)) {
     if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
@@ -481,6 +484,8 @@ static int control_from(child *ch, int sock) {
   }
   memmove(ch->from_buf, ch->from_buf + at, ch->from_len - at);
   ch->from_len -= at;
+  if (bad) /* the source is closed: fds it sent without their byte are nobody's */
+    while (ch->from_nfds > 0) close(ch->from_fds[--ch->from_nfds]);
   return bad;
 }
 
