@@ -163,7 +163,7 @@ interface NativeLazy {
   prefetch(list: Uint8Array): number;
   prefetchPending(): number;
   receive(opts: object): void;
-  receiverStats(): MulticastReceiverStats | null;
+  receiverStats(index: number): MulticastReceiverStats | null;
 }
 
 const lazy = (native as unknown as { lazy: NativeLazy }).lazy;
@@ -584,7 +584,7 @@ export function encodeServerMulticast(c: MulticastConfig, rateMBs = 0, lockstepM
 }
 
 /**
- * Opens this seed's multicast receiver for its mapped lazy regions (one per process): pages
+ * Opens a multicast receiver for a state's lazy regions in this seed (one per state): pages
  * multicast by the memory server are installed into the host's page cache of each region
  * where still missing (sf_lazy_install), so later faults on them are ordinary faults; and the
  * regions' fetches let the server answer "on its way" for pages it multicast a moment ago.
@@ -592,7 +592,6 @@ export function encodeServerMulticast(c: MulticastConfig, rateMBs = 0, lockstepM
  * before).
  */
 export function receiveMulticast(c: MulticastReceiverConfig, regions: readonly { id: number; byteLength: number; pageSize: number }[]): string | null {
-  if (receiving) return 'this process receives multicast already';
   try {
     lazy.receive({
       group: c.group, port: c.port, iface: c.iface, key: Buffer.from(c.key), job: c.job, session: c.session,
@@ -600,7 +599,7 @@ export function receiveMulticast(c: MulticastReceiverConfig, regions: readonly {
       ...(c.reportPort ? { reportAddr: c.reportAddr, reportPort: c.reportPort } : {}),
       waitMs: c.waitMs,
     });
-    receiving = { group: c.group, port: c.port, iface: c.iface, job: c.job, session: c.session };
+    receiving.push({ group: c.group, port: c.port, iface: c.iface, job: c.job, session: c.session });
     return null;
   } catch (e) {
     return (e as Error).message;
@@ -609,14 +608,14 @@ export function receiveMulticast(c: MulticastReceiverConfig, regions: readonly {
 
 /** Where this seed's receiver listens (no key), once {@link receiveMulticast} opened it. */
 export type MulticastEndpoint = Pick<MulticastConfig, 'group' | 'port' | 'iface' | 'job' | 'session'>;
-let receiving: MulticastEndpoint | null = null;
+const receiving: MulticastEndpoint[] = [];
 
-/** The group this seed receives, or null (for tests and diagnostics: a forged datagram needs it). */
-export function multicastEndpoint(): MulticastEndpoint | null {
-  return receiving;
+/** Where the `index`-th receiver of this seed listens, or null (for tests and diagnostics: a forged datagram needs it). */
+export function multicastEndpoint(index = 0): MulticastEndpoint | null {
+  return receiving[index] ?? null;
 }
 
-/** This seed's multicast receiver's counters, or null when it has none. */
-export function multicastReceiverStats(): MulticastReceiverStats | null {
-  return lazy.receiverStats();
+/** The counters of this seed's `index`-th multicast receiver (in the order of its states), or null when it has none. */
+export function multicastReceiverStats(index = 0): MulticastReceiverStats | null {
+  return lazy.receiverStats(index);
 }

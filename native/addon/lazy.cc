@@ -15,7 +15,8 @@
 //   workingSet() -> Uint8Array, prefetch(list) -> pages queued, prefetchPending() -> pages
 //   receive({ group, port, iface, key, job, session, regions: [{ id, pages }], reportAddr?,
 //             reportPort?, waitMs }) -> this seed's multicast receiver (one per process, it
-//             installs with sf_lazy_install), receiverStats() -> its counters or null
+//             installs with sf_lazy_install; one per state), receiverStats(i) -> the i-th
+//             one's counters or null
 #include "addon.h"
 
 extern "C" {
@@ -492,13 +493,14 @@ Napi::Value PrefetchPending(const Napi::CallbackInfo& info) {
 int McastInstall(void*, uint32_t region, uint32_t first, uint32_t count, const void* data) {
   int64_t n = sf_lazy_install(region, first, count, data);
   if (n == -EEXIST || n == -ENOENT) return 0;
-  return n < 0 ? static_cast<int>(n) : static_cast<int>(n);
+  return static_cast<int>(n);
 }
 
 int McastPresent(void*, uint32_t region, uint32_t page) { return sf_lazy_present(region, page); }
 
+// One receiver per state (each has its own session and key), for the process's life.
 std::mutex rx_mu;
-sf_mcast_receiver* rx = nullptr;
+std::vector<sf_mcast_receiver*> rxs;
 pid_t rx_pid = 0;
 
 bool GetStr(Napi::Object o, const char* k, std::string* out) {
@@ -560,11 +562,11 @@ Napi::Value Receive(const Napi::CallbackInfo& info) {
   ro.install = McastInstall;
   ro.present = McastPresent;
   std::lock_guard<std::mutex> l(rx_mu);
-  if (rx != nullptr && rx_pid == getpid()) return ThrowError(env, "receive: this process has a multicast receiver already");
+  if (rx_pid != getpid()) rxs.clear();  // a clone's copies of its seed's: not ours to use
   sf_mcast_receiver* r = nullptr;
   int rc = sf_mcast_receiver_open(&ro, &r);
   if (rc < 0) return ThrowError(env, std::string("multicast receiver: ") + sf_mcast_last_error());
-  rx = r;
+  rxs.push_back(r);
   rx_pid = getpid();
   for (const sf_mcast_region& g : regions) sf_lazy_multicast(g.id, static_cast<int>(wait));
   return env.Undefined();
@@ -573,7 +575,9 @@ Napi::Value Receive(const Napi::CallbackInfo& info) {
 Napi::Value ReceiverStats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::lock_guard<std::mutex> l(rx_mu);
-  if (rx == nullptr || rx_pid != getpid()) return env.Null();  // none, or a clone's copy of the seed's
+  size_t i = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Uint32Value() : 0;
+  if (rx_pid != getpid() || i >= rxs.size()) return env.Null();  // none, or a clone's copy of the seed's
+  sf_mcast_receiver* rx = rxs[i];
   sf_mcast_receiver_stats st;
   sf_mcast_receiver_stats_get(rx, &st);
   Napi::Object o = Napi::Object::New(env);
