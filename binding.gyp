@@ -37,7 +37,8 @@
         "native/proc/admission.c",
         "native/dataplane/coll.c",
         "native/dataplane/ops.c",
-        "native/addon/lazy.cc", "native/lazy/memsrv.c", "native/lazy/region.c", "native/lazy/zeromap.c"
+        "native/addon/lazy.cc", "native/lazy/memsrv.c", "native/lazy/region.c", "native/lazy/zeromap.c",
+        "native/lazy/multicast.c"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -20,6 +20,15 @@
  * next time, so the seed fetches those pages ahead of its faults (SFMPI_PREFETCH=0: neither
  * kept nor given; SFMPI_WORKING_SETS: where, default ~/.cache/sfmpi/working-sets).
  *
+ * Multicast (docs/multicast.md): per job, SFMPI_DISTRIBUTION (unicast by default, multicast, or
+ * auto: xen/mcast.ts chooseDistribution) decides on the origin's host, when a state is
+ * published, whether its pages also go to the job's multicast group. If so, dom0 sends the
+ * memory server the group and the key (derived from the job secret, per state) on the server's
+ * channel before any connection, and puts the group in the descriptors; each seed's dom0 derives
+ * the same key and gives the seed the group with its state, and the seed opens a receiver that
+ * installs what arrives (xen/lazy.ts receiveMulticast). The datagrams stay on the cluster
+ * interface: both ends bind the host's cluster address.
+ *
  * After the handshake, a connection to the memory server starts with the state's seq, 4 bytes
  * little-endian, which says which server takes it; the origin's host answers one byte, 0x4b,
  * once the connection is out of its hands and in the server's; the page protocol follows
@@ -32,7 +41,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { ShareDecoder, ShareError, encodeShare, type ShareBodies, type ShareMessage, type ShareRegion } from '../guest-daemon/share.js';
 import { native } from '../native/addon.js';
-import { decodeDescriptor, encodeDescriptor, pageCountOf, programIdentity, ZeroMap, type Descriptor, type ProgramIdentity } from '../xen/descriptor.js';
+import { decodeDescriptor, encodeDescriptor, pageCountOf, programIdentity, ZeroMap, type Descriptor, type MulticastGroup, type ProgramIdentity } from '../xen/descriptor.js';
+import { encodeServerMulticast, type MulticastReceiverConfig } from '../xen/lazy.js';
+import { deriveMcastKey, distributionSetting, groupOfJob, jobDistribution, jobOfId, reportPortOf } from '../xen/mcast.js';
 import { connectAuthenticated, handshakeSocket } from './handshake.js';
 import { detach, readExactly } from './links.js';
 
@@ -53,6 +64,13 @@ function readWorkingSet(file: string): Uint8Array {
     return new Uint8Array(0); // none yet: the first run records one
   }
 }
+
+/**
+ * How long a seed's fault waits for a page the server answered "on its way" by multicast before
+ * it asks for the data: far above a multicast's usual delay (under a ms) and far below the
+ * fetch deadline (3 s), so a lost datagram costs this once and never fails a fault.
+ */
+const MCAST_WAIT_MS = 100;
 
 /** The origin's host's answer once a memory connection is its server's. */
 const ACK = Buffer.from([0x4b]);
@@ -246,16 +264,38 @@ export class ShareRelay {
       id: r.id, slot: r.slot, path: r.path, byteLength: r.byteLength, pageSize: r.pageSize, hugePages: r.hugePages,
       elementType: r.elementType, zeroMap: ZeroMap.fromBitmap(r.zeroBitmap, pageCountOf(r.byteLength, r.pageSize)),
     }));
+    const multicast = this.#multicast(p, ranksOf, regions);
     for (let h = 0; h < ranksOf.length; h++) {
       if (h === this.#job.index) continue;
       const bytes = encodeDescriptor({
         jobId: this.#job.jobId, program, forkPoint: { sequence: p.seq, label: p.label }, worldSize: this.#job.size,
         cloneIds: [...ranksOf[h]], state: p.blob, regions,
         memoryServer: { host: this.#job.hostname, address: this.#job.bind, port: this.#port },
+        ...(multicast ? { multicast } : {}),
       }, this.#secret);
       this.#events.descriptor(p.seq, h, bytes);
     }
     this.#send('published', { seq: p.seq });
+  }
+
+  /**
+   * Whether state p's pages also go by multicast (SFMPI_DISTRIBUTION; the seeds are the other
+   * hosts with ranks, what each fetches is the regions' data pages); if so, the memory server
+   * is told its group and key (before any connection reaches it) and the group is returned for
+   * the descriptors.
+   */
+  #multicast(p: ShareBodies['publish'], ranksOf: readonly (readonly number[])[], regions: { byteLength: number; pageSize: number; zeroMap: ZeroMap }[]): MulticastGroup | undefined {
+    const seeds = ranksOf.filter((r, h) => h !== this.#job.index && r.length > 0).length;
+    if (seeds === 0 || regions.length === 0) return undefined;
+    const dataBytes = regions.reduce((n, r) => n + (pageCountOf(r.byteLength, r.pageSize) - r.zeroMap.zeroCount) * r.pageSize, 0);
+    const choice = jobDistribution(distributionSetting(process.env.SFMPI_DISTRIBUTION), { seeds, bytesPerSeed: dataBytes, pageSize: regions[0].pageSize });
+    if (choice.method !== 'multicast') return undefined;
+    const job = jobOfId(this.#job.jobId);
+    const { group, port } = groupOfJob(job);
+    const key = deriveMcastKey(this.#secret, job, p.seq);
+    const config = encodeServerMulticast({ group, port, iface: this.#job.bind, key, job, session: p.seq, reportPort: reportPortOf(port, p.seq) });
+    native.sendFds(this.#servers.get(p.seq)!, config, []);
+    return { group, port };
   }
 
   // ---- a seed's host
@@ -285,9 +325,17 @@ export class ShareRelay {
       elementType: r.elementType, zeroBitmap: r.zeroMap.toBitmap(),
     }));
     const prefetch = process.env.SFMPI_PREFETCH === '0' ? new Uint8Array(0) : readWorkingSet(this.#workingSetFile(d));
+    let multicast: MulticastReceiverConfig | undefined;
+    if (d.multicast) {
+      const job = jobOfId(this.#job.jobId), session = d.forkPoint.sequence;
+      multicast = {
+        group: d.multicast.group, port: d.multicast.port, iface: this.#job.bind, key: deriveMcastKey(this.#secret, job, session), job, session,
+        reportAddr: address, reportPort: reportPortOf(d.multicast.port, session), waitMs: MCAST_WAIT_MS,
+      };
+    }
     this.#delivered.push(d);
     try {
-      this.#send('state', { seq, blob: d.state, regions, server: `${host}:${port}`, prefetch }, [fd]);
+      this.#send('state', { seq, blob: d.state, regions, server: `${host}:${port}`, prefetch, ...(multicast ? { multicast } : {}) }, [fd]);
     } finally {
       native.closeFd(fd);
     }

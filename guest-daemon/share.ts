@@ -26,8 +26,9 @@
  *   publish    origin -> dom0   {seq, label, blob, regions}  the state: blob and region table
  *   published  dom0 -> origin   {seq}                     its descriptors are on their way
  *   want       seed -> dom0     {seq, label}              the seed waits for state seq
- *   state      dom0 -> seed     {seq, blob, regions, server, prefetch} + fd   the state, a connection to its memory
- *                                                         server, and the working set this host recorded last time (or empty)
+ *   state      dom0 -> seed     {seq, blob, regions, server, prefetch, multicast?} + fd   the state, a connection to its memory
+ *                                                         server, the working set this host recorded last time (or empty),
+ *                                                         and the job's multicast group when the job multicasts (docs/multicast.md)
  *   error      dom0 -> rank     {seq, message}            the state cannot be had; message says why
  *   record     seed -> dom0     {list}                    at its end: the pages it faulted, in order (xen/lazy.ts workingSet)
  */
@@ -35,6 +36,7 @@ import fs from 'node:fs';
 import v8 from 'node:v8';
 import { native } from '../native/addon.js';
 import type { DescriptorRegion } from '../xen/descriptor.js';
+import type { MulticastReceiverConfig } from '../xen/lazy.js';
 
 const MAGIC = 0x48534653; // "SFSH" little-endian
 const VERSION = 1;
@@ -59,7 +61,7 @@ export interface ShareBodies {
   publish: { seq: number; label: string; blob: Uint8Array; regions: ShareRegion[] };
   published: { seq: number };
   want: { seq: number; label: string };
-  state: { seq: number; blob: Uint8Array; regions: ShareRegion[]; server: string; prefetch: Uint8Array };
+  state: { seq: number; blob: Uint8Array; regions: ShareRegion[]; server: string; prefetch: Uint8Array; multicast?: MulticastReceiverConfig };
   error: { seq: number; message: string };
   record: { list: Uint8Array };
 }
@@ -91,13 +93,19 @@ const isRegion = (r: unknown) => {
   return !!o && typeof o === 'object' && isInt(o.id) && isInt(o.slot) && typeof o.path === 'string' && isInt(o.byteLength) && isInt(o.pageSize) &&
     typeof o.hugePages === 'boolean' && typeof o.elementType === 'string' && isBytes(o.zeroBitmap);
 };
+const isMulticast = (m: unknown) => {
+  if (m === undefined) return true;
+  const o = m as Record<string, unknown>;
+  return !!o && typeof o === 'object' && typeof o.group === 'string' && isInt(o.port) && typeof o.iface === 'string' && isBytes(o.key) &&
+    (o.key as Uint8Array).length === 32 && typeof o.job === 'bigint' && isInt(o.session) && isInt(o.reportPort) && typeof o.reportAddr === 'string' && isInt(o.waitMs);
+};
 const CHECKS: { [K in ShareTypeName]: (o: Record<string, unknown>) => boolean } = {
   open: (o) => isInt(o.seq),
   opened: (o) => isInt(o.seq),
   publish: (o) => isInt(o.seq) && typeof o.label === 'string' && isBytes(o.blob) && Array.isArray(o.regions) && o.regions.every(isRegion),
   published: (o) => isInt(o.seq),
   want: (o) => isInt(o.seq) && typeof o.label === 'string',
-  state: (o) => isInt(o.seq) && isBytes(o.blob) && Array.isArray(o.regions) && o.regions.every(isRegion) && typeof o.server === 'string' && isBytes(o.prefetch),
+  state: (o) => isInt(o.seq) && isBytes(o.blob) && Array.isArray(o.regions) && o.regions.every(isRegion) && typeof o.server === 'string' && isBytes(o.prefetch) && isMulticast(o.multicast),
   error: (o) => isInt(o.seq) && typeof o.message === 'string',
   record: (o) => isBytes(o.list),
 };

@@ -16,7 +16,7 @@ import { RankShareChannel, type ShareRegion } from '../guest-daemon/share.js';
 import { native } from '../native/addon.js';
 import { describeRegions, splitState, joinState } from '../xen/state.js';
 import { ZeroMap, pageCountOf } from '../xen/descriptor.js';
-import { mapLazyRegion, prefetch, startMemoryServer, workingSet, type LazyRegion, type MemoryServer } from '../xen/lazy.js';
+import { mapLazyRegion, prefetch, receiveMulticast, startMemoryServer, workingSet, type LazyRegion, type MemoryServer } from '../xen/lazy.js';
 
 /** Options of {@link loadOnce}. */
 export interface LoadOnceOptions {
@@ -64,7 +64,7 @@ function reportAtExit(): void {
       if (!s.alive()) continue;
       const c = s.counters();
       for (const r of c.regions)
-        process.stderr.write(`sfmpi: memory server on ${host}, region ${r.id}: ${r.sent} pages sent in ${r.requests} requests over ${c.connections} connections\n`);
+        process.stderr.write(`sfmpi: memory server on ${host}, region ${r.id}: ${r.sent} pages sent in ${r.requests} requests over ${c.connections} connections, ${r.multicast} multicast, ${r.deferred} answered as on their way by multicast\n`);
     }
   });
 }
@@ -162,6 +162,8 @@ function fetch<T>(ch: RankShareChannel, n: number, label: string, timeoutMs?: nu
     views[x.slot] = region.buffer;
   }
   if (fd !== undefined && m.body.regions.length === 0) native.closeFd(fd);
+  const noMulticast = m.body.multicast && m.body.regions.length > 0 ? receiveMulticast(m.body.multicast, m.body.regions) : null;
+  if (noMulticast) process.stderr.write(`sfmpi: loadOnce (${label}): ${noMulticast}; its pages come by unicast only\n`);
   if (m.body.prefetch.length > 0 && m.body.regions.length > 0) {
     try {
       prefetch(m.body.prefetch);

@@ -41,6 +41,32 @@ export interface ServerRegionCounters {
   zeroPages: number;
   /** Bytes written for this region, headers included. */
   bytes: number;
+  /** Pages sent to the job's multicast group after a reply carried them (0 without multicast). */
+  multicast: number;
+  /** Pages answered "on its way": multicast within the lockstep window, so not sent again. */
+  deferred: number;
+}
+
+/** The memory server's multicast (configured by dom0: {@link encodeServerMulticast}). */
+export interface ServerMulticastCounters {
+  /** `off`: never configured (unicast only); `on`; `failed`: unicast from then on, `error` says why. */
+  state: 'off' | 'on' | 'failed';
+  /** Datagrams sent. */
+  datagrams: number;
+  /** Bytes on the wire, IP and UDP headers included. */
+  wireBytes: number;
+  /** Pages sent. */
+  pages: number;
+  /** Pages not sent again because they went out within the lockstep window. */
+  suppressed: number;
+  /** Times flow control lowered the rate. */
+  cuts: number;
+  /** Loss reports from receivers. */
+  reports: number;
+  /** The pace now, bytes/s. */
+  rate: number;
+  /** Why multicast failed, or "". */
+  error: string;
 }
 
 /** Counters of a memory server. */
@@ -57,6 +83,8 @@ export interface ServerCounters {
   requests: number;
   /** Per region, in the order they were given. */
   regions: ServerRegionCounters[];
+  /** Its multicast. */
+  multicast: ServerMulticastCounters;
 }
 
 /** How a process ended: an exit code or a signal number. */
@@ -95,6 +123,10 @@ export interface LazyCounters {
   clones: number;
   /** Pages in the host's page cache of the region now. */
   cached: number;
+  /** Faults answered "on its way" whose page then arrived by multicast. */
+  awaited: number;
+  /** Such faults whose page did not arrive in time, then fetched by unicast. */
+  late: number;
 }
 
 interface NativeServer {
@@ -130,6 +162,8 @@ interface NativeLazy {
   workingSet(): Uint8Array;
   prefetch(list: Uint8Array): number;
   prefetchPending(): number;
+  receive(opts: object): void;
+  receiverStats(index: number): MulticastReceiverStats | null;
 }
 
 const lazy = (native as unknown as { lazy: NativeLazy }).lazy;
@@ -457,4 +491,131 @@ export function prefetch(list: Uint8Array): number {
 /** Pages of the last {@link prefetch} list not fetched yet (0 when done). */
 export function prefetchPending(): number {
   return lazy.prefetchPending();
+}
+
+// ---------------------------------------------------------------- multicast (docs/multicast.md)
+
+/** A job's multicast group for one state (session), as dom0 gives it to a memory server or a seed. */
+export interface MulticastConfig {
+  /** The group, dotted (239.192.x.y). */
+  group: string;
+  /** Its UDP port. */
+  port: number;
+  /** This host's cluster address: the group is sent or joined there only. */
+  iface: string;
+  /** The HMAC key (xen/mcast.ts deriveMcastKey), 32 bytes. */
+  key: Uint8Array;
+  /** The 64-bit job id of the datagrams (xen/mcast.ts jobOfId). */
+  job: bigint;
+  /** The session: the state's seq. */
+  session: number;
+  /** The sender's report port for flow control (0: none). */
+  reportPort: number;
+}
+
+/** A seed's end: the config, the sender's address, and how long a fault waits for a page on its way. */
+export interface MulticastReceiverConfig extends MulticastConfig {
+  /** The memory server host's cluster address (where loss reports go). */
+  reportAddr: string;
+  /** How long a fault waits for a page answered "on its way" before it asks for the data, ms. */
+  waitMs: number;
+}
+
+/** Counters of this seed's multicast receiver (native/lazy/multicast.c). */
+export interface MulticastReceiverStats {
+  /** Datagrams read. */
+  datagrams: number;
+  /** Datagrams that passed every check. */
+  accepted: number;
+  /** Pages installed from multicast. */
+  installed: number;
+  /** Pages that arrived when present already. */
+  duplicates: number;
+  /** Datagrams refused, all causes: the next four. */
+  dropped: number;
+  /** Malformed. */
+  malformed: number;
+  /** Of another job or session. */
+  otherJob: number;
+  /** MAC mismatch. */
+  forged: number;
+  /** Arrived on another interface than the cluster one. */
+  otherInterface: number;
+  /** Dropped by the kernel for a full receive buffer. */
+  overflow: number;
+  /** Missing from the sender's sequence. */
+  gaps: number;
+  /** Partly received pages given up. */
+  incomplete: number;
+  /** Loss reports sent. */
+  reports: number;
+  /** Receive buffer granted, bytes. */
+  rcvbuf: number;
+  /** Why the receiver thread stopped, or "". */
+  error: string;
+}
+
+/** Bytes of the multicast configuration a memory server reads on its second source (memsrv.c draws it). */
+export const SERVER_MULTICAST_BYTES = 97;
+
+/**
+ * The message that makes a memory server multicast (send it on the socket given as
+ * `connectionsFrom`, before any connection): 'M' and 96 bytes, drawn in native/lazy/memsrv.c.
+ * `rateMBs` 0 and `lockstepMs` 0 take the sender's defaults (400 MB/s, 20 ms).
+ */
+export function encodeServerMulticast(c: MulticastConfig, rateMBs = 0, lockstepMs = 0): Buffer {
+  if (c.key.length !== 32) throw new RangeError(`multicast key must be 32 bytes, got ${c.key.length}`);
+  for (const [k, v] of [['group', c.group], ['iface', c.iface]] as const)
+    if (!net.isIPv4(v)) throw new RangeError(`multicast ${k} must be an IPv4 address, got "${v}"`);
+  const b = Buffer.alloc(SERVER_MULTICAST_BYTES);
+  b.write('M', 0, 'latin1');
+  b.write('SFMM', 1, 'latin1');
+  b.writeUInt32LE(1, 5);
+  b.writeBigUInt64LE(c.job, 9);
+  b.writeUInt32LE(c.session, 17);
+  b.writeUInt16LE(c.port, 21);
+  b.writeUInt16LE(c.reportPort, 23);
+  b.write(c.group, 25, 15, 'latin1');
+  b.write(c.iface, 41, 15, 'latin1');
+  Buffer.from(c.key).copy(b, 57);
+  b.writeUInt32LE(rateMBs, 89);
+  b.writeUInt32LE(lockstepMs, 93);
+  return b;
+}
+
+/**
+ * Opens a multicast receiver for a state's lazy regions in this seed (one per state): pages
+ * multicast by the memory server are installed into the host's page cache of each region
+ * where still missing (sf_lazy_install), so later faults on them are ordinary faults; and the
+ * regions' fetches let the server answer "on its way" for pages it multicast a moment ago.
+ * Returns null, or why it could not (the regions then fetch everything by unicast, correct as
+ * before).
+ */
+export function receiveMulticast(c: MulticastReceiverConfig, regions: readonly { id: number; byteLength: number; pageSize: number }[]): string | null {
+  try {
+    lazy.receive({
+      group: c.group, port: c.port, iface: c.iface, key: Buffer.from(c.key), job: c.job, session: c.session,
+      regions: regions.map((r) => ({ id: r.id, pages: Math.ceil(r.byteLength / r.pageSize) })),
+      ...(c.reportPort ? { reportAddr: c.reportAddr, reportPort: c.reportPort } : {}),
+      waitMs: c.waitMs,
+    });
+    receiving.push({ group: c.group, port: c.port, iface: c.iface, job: c.job, session: c.session });
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+/** Where this seed's receiver listens (no key), once {@link receiveMulticast} opened it. */
+export type MulticastEndpoint = Pick<MulticastConfig, 'group' | 'port' | 'iface' | 'job' | 'session'>;
+const receiving: MulticastEndpoint[] = [];
+
+/** Where the `index`-th receiver of this seed listens, or null (for tests and diagnostics: a forged datagram needs it). */
+export function multicastEndpoint(index = 0): MulticastEndpoint | null {
+  return receiving[index] ?? null;
+}
+
+/** The counters of this seed's `index`-th multicast receiver (in the order of its states), or null when it has none. */
+export function multicastReceiverStats(index = 0): MulticastReceiverStats | null {
+  return lazy.receiverStats(index);
 }

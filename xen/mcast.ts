@@ -101,6 +101,52 @@ export function groupOfJob(job: bigint): { group: string; port: number } {
   return { group: `239.192.${h[0]}.${1 + (h[1] % 254)}`, port: 17000 + (h.readUInt16LE(2) % 1000) };
 }
 
+/**
+ * The 64-bit multicast job id of a cluster job, from its job id string (dom0's `jobId`): the
+ * first 8 bytes (LE) of SHA-256("sfmpi multicast job\0" | jobId), never 0. Every dom0 of the job
+ * computes the same, so no extra field travels.
+ */
+export function jobOfId(jobId: string): bigint {
+  if (typeof jobId !== 'string' || jobId.length === 0) throw new TypeError('jobId must be a non-empty string');
+  const j = crypto.createHash('sha256').update('sfmpi multicast job\0').update(jobId).digest().readBigUInt64LE(0);
+  return j === 0n ? 1n : j;
+}
+
+/**
+ * The report port (flow control) of one state's memory server: beside the group's port, one
+ * per session, so two memory servers of one job on one host do not share it.
+ */
+export function reportPortOf(port: number, session: number): number {
+  checkUint(port, 'port', 65535);
+  checkUint(session, 'session', 0xffffffff);
+  return 18000 + ((port - 17000 + session) % 1000 + 1000) % 1000;
+}
+
+/** How a job's pages reach its seeds: the setting (SFMPI_DISTRIBUTION) and what it means. */
+export type DistributionSetting = 'unicast' | 'multicast' | 'auto';
+
+/**
+ * Reads SFMPI_DISTRIBUTION: `unicast` (the default), `multicast` (forced, for tests and
+ * benchmarks) or `auto` ({@link chooseDistribution} decides per job). Anything else is an error
+ * naming the variable and the value.
+ */
+export function distributionSetting(value: string | undefined): DistributionSetting {
+  if (value === undefined || value === '') return 'unicast';
+  if (value === 'unicast' || value === 'multicast' || value === 'auto') return value;
+  throw new RangeError(`SFMPI_DISTRIBUTION must be unicast, multicast or auto, got "${value}"`);
+}
+
+/**
+ * The distribution of one job under a setting: forced, or {@link chooseDistribution}'s choice
+ * for `auto`. A forced multicast with one seed or no data is still multicast: it is what the
+ * setting asks.
+ */
+export function jobDistribution(setting: DistributionSetting, input: DistributionInput): DistributionChoice {
+  if (setting === 'auto') return chooseDistribution(input);
+  const c = chooseDistribution(input);
+  return { ...c, method: setting, reason: `SFMPI_DISTRIBUTION=${setting}` };
+}
+
 /** Options of {@link McastSender}. */
 export interface McastSenderOptions {
   /** IPv4 multicast group, e.g. from {@link groupOfJob}. */

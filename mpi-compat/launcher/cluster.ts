@@ -171,7 +171,7 @@ export async function runCluster(program: Prepared, plan: Plan, opts: ClusterOpt
   };
   // dom0's own settings that a user may set for the job (the ranks' environment goes in `start`).
   const dom0Env: Record<string, string> = {};
-  for (const k of ['SFMPI_PREFETCH', 'SFMPI_WORKING_SETS']) if (process.env[k] !== undefined) dom0Env[k] = process.env[k]!;
+  for (const k of ['SFMPI_PREFETCH', 'SFMPI_WORKING_SETS', 'SFMPI_DISTRIBUTION']) if (process.env[k] !== undefined) dom0Env[k] = process.env[k]!;
   const base = { secret, cwd: process.cwd(), env: dom0Env };
   if (opts.launch === 'service') {
     // Started below, once the handlers exist.

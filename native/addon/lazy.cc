@@ -13,10 +13,15 @@
 //   hint(buffer, byteOffset, byteLength) -> pages avoided
 //   counters(buffer), close(buffer), install(id, firstPage, data) -> pages installed
 //   workingSet() -> Uint8Array, prefetch(list) -> pages queued, prefetchPending() -> pages
+//   receive({ group, port, iface, key, job, session, regions: [{ id, pages }], reportAddr?,
+//             reportPort?, waitMs }) -> this seed's multicast receiver (one per process, it
+//             installs with sf_lazy_install; one per state), receiverStats(i) -> the i-th
+//             one's counters or null
 #include "addon.h"
 
 extern "C" {
 #include "sf_lazy.h"
+#include "sf_mcast.h"
 }
 
 #include <cerrno>
@@ -184,9 +189,24 @@ Napi::Value ServerCounters(const Napi::CallbackInfo& info) {
     x.Set("sent", static_cast<double>(r[i].sent));
     x.Set("zeroPages", static_cast<double>(r[i].zero_pages));
     x.Set("bytes", static_cast<double>(r[i].bytes));
+    x.Set("multicast", static_cast<double>(r[i].multicast));
+    x.Set("deferred", static_cast<double>(r[i].deferred));
     regions.Set(static_cast<uint32_t>(i), x);
   }
   o.Set("regions", regions);
+  sf_memsrv_mcast_counters m;
+  sf_memsrv_mcast_get(srv->s, &m);
+  Napi::Object mc = Napi::Object::New(env);
+  mc.Set("state", m.state == SF_MEMSRV_MCAST_ON ? "on" : m.state == SF_MEMSRV_MCAST_FAILED ? "failed" : "off");
+  mc.Set("datagrams", static_cast<double>(m.datagrams));
+  mc.Set("wireBytes", static_cast<double>(m.wire_bytes));
+  mc.Set("pages", static_cast<double>(m.pages));
+  mc.Set("suppressed", static_cast<double>(m.suppressed));
+  mc.Set("cuts", static_cast<double>(m.cuts));
+  mc.Set("reports", static_cast<double>(m.reports));
+  mc.Set("rate", m.rate);
+  mc.Set("error", m.error);
+  o.Set("multicast", mc);
   return o;
 }
 
@@ -391,6 +411,8 @@ Napi::Value Counters(const Napi::CallbackInfo& info) {
   o.Set("cloneFaults", static_cast<double>(c.clone_faults));
   o.Set("clones", static_cast<double>(c.clones));
   o.Set("cached", static_cast<double>(c.cached));
+  o.Set("awaited", static_cast<double>(c.awaited));
+  o.Set("late", static_cast<double>(c.late));
   return o;
 }
 
@@ -463,6 +485,120 @@ Napi::Value PrefetchPending(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(sf_lazy_prefetch_pending()));
 }
 
+// ---- the seed's multicast receiver
+
+// sf_mcast_receiver's install contract: pages installed (0..count), < 0 stops the receiver.
+// sf_lazy_install says -EEXIST when every page was there already (a duplicate: 0 here) and
+// -ENOENT for a region unmapped meanwhile (nothing to install into: 0 as well).
+int McastInstall(void*, uint32_t region, uint32_t first, uint32_t count, const void* data) {
+  int64_t n = sf_lazy_install(region, first, count, data);
+  if (n == -EEXIST || n == -ENOENT) return 0;
+  return static_cast<int>(n);
+}
+
+int McastPresent(void*, uint32_t region, uint32_t page) { return sf_lazy_present(region, page); }
+
+// One receiver per state (each has its own session and key), for the process's life.
+std::mutex rx_mu;
+std::vector<sf_mcast_receiver*> rxs;
+pid_t rx_pid = 0;
+
+bool GetStr(Napi::Object o, const char* k, std::string* out) {
+  Napi::Value v = o.Get(k);
+  if (!v.IsString()) return ThrowType(o.Env(), std::string("receive(options): ") + k + " must be a string"), false;
+  *out = v.As<Napi::String>().Utf8Value();
+  return true;
+}
+
+bool GetNum(Napi::Object o, const char* k, double max, double* out, bool optional = false) {
+  Napi::Value v = o.Get(k);
+  if (optional && v.IsUndefined()) return true;
+  if (!v.IsNumber() || !IsUint(v.As<Napi::Number>().DoubleValue(), max))
+    return ThrowRange(o.Env(), std::string("receive(options): ") + k + " must be an integer 0.." + std::to_string(static_cast<uint64_t>(max))), false;
+  *out = v.As<Napi::Number>().DoubleValue();
+  return true;
+}
+
+Napi::Value Receive(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) return ThrowType(env, "receive(options): options must be an object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  std::string group, iface, report;
+  double port = 0, session = 0, wait = 0, rport = 0;
+  if (!GetStr(o, "group", &group) || !GetStr(o, "iface", &iface) || !GetNum(o, "port", 65535, &port) ||
+      !GetNum(o, "session", 4294967295.0, &session) || !GetNum(o, "waitMs", 10000, &wait) ||
+      !GetNum(o, "reportPort", 65535, &rport, true))
+    return env.Undefined();
+  if (o.Get("reportAddr").IsString()) report = o.Get("reportAddr").As<Napi::String>().Utf8Value();
+  sf_mcast_receiver_opts ro;
+  memset(&ro, 0, sizeof ro);
+  Napi::Value k = o.Get("key"), j = o.Get("job"), rl = o.Get("regions");
+  if (!k.IsBuffer() || k.As<Napi::Buffer<uint8_t>>().Length() != SF_MCAST_KEY_BYTES)
+    return ThrowType(env, "receive(options): key must be a 32-byte Buffer");
+  memcpy(ro.key, k.As<Napi::Buffer<uint8_t>>().Data(), SF_MCAST_KEY_BYTES);
+  bool lossless = false;
+  if (!j.IsBigInt()) return ThrowType(env, "receive(options): job must be a bigint");
+  ro.job = j.As<Napi::BigInt>().Uint64Value(&lossless);
+  if (!lossless) return ThrowRange(env, "receive(options): job must fit 64 unsigned bits");
+  if (!rl.IsArray()) return ThrowType(env, "receive(options): regions must be an array of { id, pages }");
+  Napi::Array ra = rl.As<Napi::Array>();
+  std::vector<sf_mcast_region> regions;
+  uint32_t ps = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
+  for (uint32_t i = 0; i < ra.Length(); i++) {
+    if (!ra.Get(i).IsObject()) return ThrowType(env, "receive(options): regions[" + std::to_string(i) + "] must be { id, pages }");
+    Napi::Object x = ra.Get(i).As<Napi::Object>();
+    double id = 0, pages = 0;
+    if (!GetNum(x, "id", 4294967295.0, &id) || !GetNum(x, "pages", 4294967295.0, &pages)) return env.Undefined();
+    regions.push_back({static_cast<uint32_t>(id), static_cast<uint32_t>(pages), ps});
+  }
+  ro.group = group.c_str();
+  ro.port = static_cast<uint16_t>(port);
+  ro.iface = iface.c_str();
+  ro.session = static_cast<uint32_t>(session);
+  ro.regions = regions.data();
+  ro.nregions = regions.size();
+  ro.report_addr = report.empty() ? nullptr : report.c_str();
+  ro.report_port = static_cast<uint16_t>(rport);
+  ro.install = McastInstall;
+  ro.present = McastPresent;
+  std::lock_guard<std::mutex> l(rx_mu);
+  if (rx_pid != getpid()) rxs.clear();  // a clone's copies of its seed's: not ours to use
+  sf_mcast_receiver* r = nullptr;
+  int rc = sf_mcast_receiver_open(&ro, &r);
+  if (rc < 0) return ThrowError(env, std::string("multicast receiver: ") + sf_mcast_last_error());
+  rxs.push_back(r);
+  rx_pid = getpid();
+  for (const sf_mcast_region& g : regions) sf_lazy_multicast(g.id, static_cast<int>(wait));
+  return env.Undefined();
+}
+
+Napi::Value ReceiverStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::lock_guard<std::mutex> l(rx_mu);
+  size_t i = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Uint32Value() : 0;
+  if (rx_pid != getpid() || i >= rxs.size()) return env.Null();  // none, or a clone's copy of the seed's
+  sf_mcast_receiver* rx = rxs[i];
+  sf_mcast_receiver_stats st;
+  sf_mcast_receiver_stats_get(rx, &st);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("datagrams", static_cast<double>(st.datagrams));
+  o.Set("accepted", static_cast<double>(st.accepted));
+  o.Set("installed", static_cast<double>(st.installed));
+  o.Set("duplicates", static_cast<double>(st.duplicates));
+  o.Set("dropped", static_cast<double>(st.dropped));
+  o.Set("malformed", static_cast<double>(st.malformed));
+  o.Set("otherJob", static_cast<double>(st.other_job));
+  o.Set("forged", static_cast<double>(st.forged));
+  o.Set("otherInterface", static_cast<double>(st.other_if));
+  o.Set("overflow", static_cast<double>(st.overflow));
+  o.Set("gaps", static_cast<double>(st.gaps));
+  o.Set("incomplete", static_cast<double>(st.incomplete));
+  o.Set("reports", static_cast<double>(st.reports));
+  o.Set("rcvbuf", st.rcvbuf);
+  o.Set("error", sf_mcast_receiver_error(rx));
+  return o;
+}
+
 }  // namespace
 
 Napi::Object InitLazy(Napi::Env env, Napi::Object exports) {
@@ -485,6 +621,8 @@ Napi::Object InitLazy(Napi::Env env, Napi::Object exports) {
   l.Set("workingSet", Napi::Function::New(env, WorkingSet, "workingSet"));
   l.Set("prefetch", Napi::Function::New(env, Prefetch, "prefetch"));
   l.Set("prefetchPending", Napi::Function::New(env, PrefetchPending, "prefetchPending"));
+  l.Set("receive", Napi::Function::New(env, Receive, "receive"));
+  l.Set("receiverStats", Napi::Function::New(env, ReceiverStats, "receiverStats"));
   exports.Set("lazy", l);
   return exports;
 }

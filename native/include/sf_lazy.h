@@ -83,9 +83,10 @@ typedef void (*sf_memsrv_served_fn)(uint32_t region, uint64_t first, uint32_t co
 
 typedef struct sf_memsrv_options {
   int zero_maps;              /* compute the zero maps on the snapshot, in the child (1) or not */
-  /* A second Unix socket on which connections arrive (SCM_RIGHTS, one or more per message),
-   * for a peer other than the origin that hands them in (dom0: dom0/share.ts); -1 for none.
-   * The server keeps a copy; its end only stops that source. */
+  /* A second Unix stream socket on which connections arrive (a 0x00 byte with each fd, by
+   * SCM_RIGHTS), and the job's multicast configuration ('M' and 96 bytes, memsrv.c draws it),
+   * from a peer other than the origin (dom0: dom0/share.ts); -1 for none. The server keeps a
+   * copy; its end, or a byte out of turn, only stops that source. */
   int connections_from;
   sf_memsrv_served_fn served; /* optional */
   void *served_arg;
@@ -101,7 +102,26 @@ typedef struct sf_memsrv_region_counters {
   uint64_t sent;       /* of those, pages sent (their bytes crossed the network) */
   uint64_t zero_pages; /* the others: all-zero pages answered by a bit */
   uint64_t bytes;      /* bytes written for this region, headers included */
+  uint64_t multicast;  /* pages sent to the job's multicast group after a reply carried them */
+  uint64_t deferred;   /* pages answered "on its way" (multicast within the lockstep window) */
 } sf_memsrv_region_counters;
+
+/* The memory server's multicast (memsrv.c's header: configured by dom0 on the second source). */
+#define SF_MEMSRV_MCAST_OFF 0    /* never configured: unicast only */
+#define SF_MEMSRV_MCAST_ON 1     /* the sender is open */
+#define SF_MEMSRV_MCAST_FAILED 2 /* it could not be opened, or a send failed: unicast from then on */
+
+typedef struct sf_memsrv_mcast_counters {
+  int state;            /* SF_MEMSRV_MCAST_* */
+  uint64_t datagrams;   /* the sender's counters (sf_mcast_sender_stats), after its last send */
+  uint64_t wire_bytes;
+  uint64_t pages;
+  uint64_t suppressed;  /* pages not sent again within the lockstep window */
+  uint64_t cuts;        /* flow control lowered the rate */
+  uint64_t reports;     /* loss reports from receivers */
+  double rate;          /* the pace, bytes/s */
+  char error[256];      /* why it failed (state FAILED), else "" */
+} sf_memsrv_mcast_counters;
 
 typedef struct sf_memsrv_counters {
   uint64_t connections; /* handed in by sf_memsrv_give */
@@ -134,6 +154,9 @@ int sf_memsrv_give(sf_memsrv *s, int fd, char *err, size_t errlen);
  * number of regions. */
 int sf_memsrv_counters_get(const sf_memsrv *s, sf_memsrv_counters *c, sf_memsrv_region_counters *regions,
                        int n);
+
+/* Reads the multicast counters (0, or -EINVAL). */
+int sf_memsrv_mcast_get(const sf_memsrv *s, sf_memsrv_mcast_counters *c);
 
 /* The zero map of range `index` computed by the child on its snapshot: waits up to timeout_ms
  * for it (-1: no limit). *bits stays valid until sf_memsrv_stop. -EINVAL when zero maps were
@@ -225,6 +248,8 @@ typedef struct sf_lazy_counters {
   uint64_t zero_filled; /* pages installed as zero without a fetch (zero map) */
   uint64_t avoided;     /* pages installed by an overwrite hint without a fetch */
   uint64_t multicast;   /* pages installed by sf_lazy_install (received by multicast) */
+  uint64_t awaited;     /* faults answered "on its way" whose page then came by multicast */
+  uint64_t late;        /* such faults whose page did not come in time: fetched by unicast */
   uint64_t requests;    /* requests sent to the memory server */
   uint64_t bytes;       /* bytes received from it */
   uint64_t fetch_ns;    /* time from request to last byte, summed */
@@ -249,6 +274,17 @@ void sf_lazy_unmap(sf_lazy_region *r);
  * every one was present already, -ENOENT for an unknown region, -ERANGE for pages beyond it,
  * -EIO (with errno kept) when writing the page cache failed. */
 int64_t sf_lazy_install(uint32_t region_id, uint64_t first_page, uint32_t count, const void *data);
+
+/* Marks region `region_id` as receiving the job's multicast (a receiver installs its pages with
+ * sf_lazy_install): its fetches then let the server answer "on its way" for pages it multicast
+ * a moment ago, and a fault on such a page waits up to wait_ms for it to arrive before it asks
+ * again for the data (which the server then always sends). wait_ms 0: off again. -ENOENT for an
+ * unknown region, -EINVAL for wait_ms outside 0..10000. */
+int sf_lazy_multicast(uint32_t region_id, int wait_ms);
+
+/* Whether page `page` of region `region_id` is in this host's page cache (1), or not (0; also
+ * for an unknown region or page): a multicast receiver's `present` test. */
+int sf_lazy_present(uint32_t region_id, uint64_t page);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Working-set prefetch (REAP) */

@@ -23,6 +23,8 @@
  *   +--------+----+----+---------+----------+----------+----------------+----------------+
  *   type 1 PAGES: pages [first, first + count) of the region, 1 <= count <= 256
  *   type 2 INFO:  the region's length (count and first 0)
+ *   flags: bit 0 MCAST (PAGES only): the seed receives this job's multicast (see below);
+ *          every other bit is reserved and refused
  *
  *   reply, server -> seed, 40 bytes, then a body:
  *    0        4    5    6         8          12         16               24        32       36      40
@@ -30,8 +32,10 @@
  *   | "SFMR" | v1 |type| status  | region   | count    | first page     | tag     | pagesz | sent  |
  *   +--------+----+----+---------+----------+----------+----------------+---------+--------+-------+
  *   PAGES, status 0: a zero bitmap of ceil(count/64)*8 bytes (bit j set: page first+j is all
- *                    zero and is not sent), then the `sent` other pages, page size bytes each,
- *                    in page order (the region's last page zero-padded)
+ *                    zero and is not sent), with MCAST an "on its way" bitmap of the same size
+ *                    (bit j set: page first+j went to the job's multicast group within the
+ *                    lockstep window and is not sent here), then the `sent` other pages, page
+ *                    size bytes each, in page order (the region's last page zero-padded)
  *   INFO, status 0:  u64 length in bytes, u64 pages
  *   status != 0:     no body, and the server closes the connection (wire.h lists the codes)
  *
@@ -44,11 +48,34 @@
  * pages beyond the region. Each is counted, answered with its status and ends that connection
  * only; the server and its other connections go on. There is no length field to trust: a
  * request is exactly 32 bytes.
+ *
+ * Multicast (docs/multicast.md, "Plugging into the lazy layer"). dom0 may send, on the second
+ * source of connections, a configuration of the job's multicast group; the child then opens a
+ * multicast sender (here, after the fork: a libcrypto context or mutex made before a fork is not
+ * to be used in the child) and, after each PAGES reply is queued, multicasts the pages that
+ * reply carried to the group, so the other seeds install them where still missing. Lockstep:
+ * seeds of one program fault the same pages at about the same time; a request with MCAST for
+ * pages multicast within the lockstep window (sf_mcast_recent) is answered "on its way" for
+ * those pages, and the seed waits a few ms for them to arrive by multicast before it asks again
+ * without MCAST, which is always answered with the data. So a page a seed faults on arrives by
+ * multicast or by unicast, never neither. The second source is a byte stream:
+ *
+ *   connection   1 byte 0x00, with the connection's fd (SCM_RIGHTS)
+ *   multicast    1 byte 'M', then 96 bytes, little endian:
+ *    0        4        8                16          20     22     24          40          56        88       92      96
+ *   +--------+--------+----------------+-----------+------+------+-----------+-----------+---------+--------+-------+
+ *   | "SFMM" | v1 u32 | job u64        | session   | port | rport| group[16] | iface[16] | key[32] | MB/s   | lock- |
+ *   |        |        |                | u32       | u16  | u16  | dotted,NUL| dotted,NUL| HMAC    | 0: dflt| step ms
+ *   +--------+--------+----------------+-----------+------+------+-----------+-----------+---------+--------+-------+
+ *   rport: the sender's report port for flow control (0: none). A sender that cannot be opened,
+ *   or a send that fails, turns multicast off for the rest of the server's life (the counters
+ *   say why); the seeds then get every page by unicast.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include "sf_lazy.h"
+#include "sf_mcast.h"
 #include "internal.h"
 #include "wire.h"
 
@@ -86,7 +113,7 @@ typedef struct srv_region {
   uint64_t length;
   uint64_t pages;
   uint64_t zmap_off; /* from the start of the shared page */
-  _Atomic uint64_t requests, pages_asked, pages_sent, zero_pages, bytes;
+  _Atomic uint64_t requests, pages_asked, pages_sent, zero_pages, bytes, multicast, deferred;
 } srv_region;
 
 /* The page shared by the origin and its server child (MAP_SHARED, made before the fork). */
@@ -97,6 +124,10 @@ typedef struct srv_shared {
   _Atomic uint32_t zmap_state; /* a futex word */
   _Atomic uint64_t connections, open, malformed, failed, requests;
   char zmap_error[256];
+  /* Multicast, written by the child (SF_MEMSRV_MCAST_*), the sender's counters after each send. */
+  _Atomic uint32_t mc_state;
+  char mc_error[256];
+  _Atomic uint64_t mc_datagrams, mc_wire_bytes, mc_pages, mc_suppressed, mc_cuts, mc_reports, mc_rate;
   srv_region r[];
 } srv_shared;
 
@@ -117,11 +148,19 @@ typedef struct conn {
   int fd;
   uint8_t in[sizeof(sf_wire_req)];
   size_t in_len;
-  uint8_t head[sizeof(sf_wire_rep) + SF_LAZY_MAX_BATCH / 8 + sizeof(sf_wire_info)];
+  uint8_t head[sizeof(sf_wire_rep) + 2 * (SF_LAZY_MAX_BATCH / 8) + sizeof(sf_wire_info)];
   struct iovec iov[SF_LAZY_MAX_BATCH + 3];
   int iov_n, iov_i; /* queued reply: iov[iov_i..iov_n) left to write */
   int closing;      /* close once the reply is out (an error status) */
+  /* Runs of pages the last reply carried, to multicast once it is queued. */
+  srv_region *mc_r;
+  int mc_n;
+  uint32_t mc_first[SF_LAZY_MAX_BATCH], mc_count[SF_LAZY_MAX_BATCH];
 } conn;
+
+#define MC_MSG_BYTES 96
+#define MC_MAGIC "SFMM"
+#define FROM_FDS 64
 
 typedef struct child {
   srv_shared *sh;
@@ -132,6 +171,13 @@ typedef struct child {
   int n;
   sf_memsrv_served_fn served;
   void *served_arg;
+  sf_mcast_sender *tx; /* the job's multicast sender, once dom0 configured it */
+  char *last;          /* one page: a region's zero-padded last page, for multicast */
+  /* The second source's byte stream and the fds that came with it. */
+  uint8_t from_buf[512];
+  size_t from_len;
+  int from_fds[FROM_FDS];
+  int from_nfds;
 } child;
 
 static void conn_close(child *ch, int i, int failed) {
@@ -158,7 +204,8 @@ static void answer(child *ch, conn *c) {
   if (q.magic != SF_WIRE_REQ_MAGIC) p.status = SF_WIRE_BAD_MAGIC;
   else if (q.version != SF_WIRE_VERSION) p.status = SF_WIRE_BAD_VERSION;
   else if (q.type != SF_WIRE_PAGES && q.type != SF_WIRE_INFO) p.status = SF_WIRE_BAD_TYPE;
-  else if (q.flags != 0) p.status = SF_WIRE_BAD_FLAGS;
+  else if ((q.flags & ~SF_WIRE_FLAG_MCAST) != 0 || (q.type == SF_WIRE_INFO && q.flags != 0))
+    p.status = SF_WIRE_BAD_FLAGS;
   else if ((r = find_region(ch, q.region)) == NULL) p.status = SF_WIRE_NO_REGION;
   else if (q.type == SF_WIRE_INFO && (q.count != 0 || q.first != 0)) p.status = SF_WIRE_BAD_RANGE;
   else if (q.type == SF_WIRE_PAGES && q.count > SF_LAZY_MAX_BATCH) p.status = SF_WIRE_TOO_MANY;
@@ -167,6 +214,8 @@ static void answer(child *ch, conn *c) {
 
   c->iov_i = 0;
   c->iov_n = 1;
+  c->mc_n = 0;
+  c->mc_r = NULL;
   atomic_fetch_add(&ch->sh->requests, 1);
   if (p.status != SF_WIRE_OK) {
     p.count = 0;
@@ -184,10 +233,11 @@ static void answer(child *ch, conn *c) {
     return;
   }
   uint32_t bm = sf_wire_bitmap_bytes(q.count);
-  uint8_t *bits = c->head + sizeof p;
-  memset(bits, 0, bm);
-  uint32_t sent = 0, zeros = 0;
-  size_t bytes = sizeof p + bm;
+  int mcast = (q.flags & SF_WIRE_FLAG_MCAST) != 0;
+  uint8_t *bits = c->head + sizeof p, *coming = bits + bm;
+  memset(bits, 0, mcast ? 2 * bm : bm);
+  uint32_t sent = 0, zeros = 0, deferred = 0;
+  size_t bytes = sizeof p + (mcast ? 2 * bm : bm);
   for (uint32_t j = 0; j < q.count; j++) {
     uint64_t page = q.first + j;
     const char *src = (const char *)(uintptr_t)(r->addr + page * ch->ps);
@@ -196,6 +246,21 @@ static void answer(child *ch, conn *c) {
       bits[j / 8] |= (uint8_t)(1u << (j % 8));
       zeros++;
       continue;
+    }
+    /* Lockstep: another seed's fault sent it to the group a moment ago; it is on its way. */
+    if (mcast && ch->tx && sf_mcast_recent(ch->tx, r->id, (uint32_t)page) == 1) {
+      coming[j / 8] |= (uint8_t)(1u << (j % 8));
+      deferred++;
+      continue;
+    }
+    if (ch->tx) {
+      if (c->mc_n > 0 && c->mc_first[c->mc_n - 1] + c->mc_count[c->mc_n - 1] == page) {
+        c->mc_count[c->mc_n - 1]++;
+      } else {
+        c->mc_first[c->mc_n] = (uint32_t)page;
+        c->mc_count[c->mc_n++] = 1;
+      }
+      c->mc_r = r;
     }
     sent++;
     bytes += ch->ps;
@@ -209,8 +274,9 @@ static void answer(child *ch, conn *c) {
   }
   p.sent = sent;
   memcpy(c->head, &p, sizeof p);
-  c->iov[0] = (struct iovec){c->head, sizeof p + bm};
+  c->iov[0] = (struct iovec){c->head, sizeof p + (mcast ? 2 * bm : bm)};
   atomic_fetch_add(&r->requests, 1);
+  if (deferred) atomic_fetch_add(&r->deferred, deferred);
   atomic_fetch_add(&r->pages_asked, q.count);
   atomic_fetch_add(&r->pages_sent, sent);
   atomic_fetch_add(&r->zero_pages, zeros);
@@ -245,6 +311,184 @@ static int flush(conn *c) {
   return 1;
 }
 
+/* ---- multicast (the child) */
+
+static void mc_stats(child *ch) {
+  sf_mcast_sender_stats st;
+  sf_mcast_sender_stats_get(ch->tx, &st);
+  srv_shared *sh = ch->sh;
+  atomic_store(&sh->mc_datagrams, st.datagrams);
+  atomic_store(&sh->mc_wire_bytes, st.wire_bytes);
+  atomic_store(&sh->mc_pages, st.pages);
+  atomic_store(&sh->mc_suppressed, st.suppressed);
+  atomic_store(&sh->mc_cuts, st.cuts);
+  atomic_store(&sh->mc_reports, st.reports);
+  atomic_store(&sh->mc_rate, (uint64_t)st.rate);
+}
+
+/* Multicast is off from here on: the seeds get every page by unicast (their MCAST requests are
+ * never answered "on its way" again, since nothing is recent any more). */
+static void mc_fail(child *ch, const char *what) {
+  snprintf(ch->sh->mc_error, sizeof ch->sh->mc_error, "%s: %s", what, sf_mcast_last_error());
+  atomic_store(&ch->sh->mc_state, SF_MEMSRV_MCAST_FAILED);
+  if (ch->tx) {
+    mc_stats(ch);
+    sf_mcast_sender_close(ch->tx);
+  }
+  ch->tx = NULL;
+}
+
+/* Multicasts what c's last reply carried (called once the reply is queued, so the seed that
+ * asked is not kept waiting by the pacing). */
+static void mc_send_runs(child *ch, conn *c) {
+  srv_region *r = c->mc_r;
+  for (int i = 0; ch->tx && r && i < c->mc_n; i++) {
+    uint64_t first = c->mc_first[i], count = c->mc_count[i];
+    long n = 0, rc = 0;
+    /* The region's last page may end inside a page: send a zero-padded copy, never read past. */
+    int partial = first + count == r->pages && r->length % ch->ps != 0;
+    if (count > (uint64_t)partial)
+      rc = sf_mcast_send(ch->tx, r->id, (uint32_t)first, (uint32_t)(count - partial),
+                         (const void *)(uintptr_t)(r->addr + first * ch->ps), 0, NULL);
+    if (rc >= 0) n += rc;
+    if (rc >= 0 && partial) {
+      uint64_t last = r->pages - 1;
+      memset(ch->last, 0, ch->ps);
+      memcpy(ch->last, (const void *)(uintptr_t)(r->addr + last * ch->ps), (size_t)(r->length - last * ch->ps));
+      rc = sf_mcast_send(ch->tx, r->id, (uint32_t)last, 1, ch->last, 0, NULL);
+      if (rc >= 0) n += rc;
+    }
+    if (rc < 0) {
+      mc_fail(ch, "multicast send");
+      break;
+    }
+    atomic_fetch_add(&r->multicast, (uint64_t)n);
+  }
+  c->mc_n = 0;
+  c->mc_r = NULL;
+  if (ch->tx) mc_stats(ch);
+}
+
+/* dom0's configuration of the job's group (drawn in the header): opens the sender. */
+static void mc_configure(child *ch, const uint8_t *m) {
+  srv_shared *sh = ch->sh;
+  uint32_t version, mbs, lockstep;
+  memcpy(&version, m + 4, 4);
+  if (memcmp(m, MC_MAGIC, 4) != 0 || version != 1 || m[24 + 15] != 0 || m[40 + 15] != 0) {
+    snprintf(sh->mc_error, sizeof sh->mc_error, "multicast configuration: malformed (magic, version or strings)");
+    atomic_store(&sh->mc_state, SF_MEMSRV_MCAST_FAILED);
+    return;
+  }
+  if (ch->tx) return; /* configured once; a second configuration changes nothing */
+  sf_mcast_sender_opts o;
+  memset(&o, 0, sizeof o);
+  memcpy(&o.job, m + 8, 8);
+  memcpy(&o.session, m + 16, 4);
+  memcpy(&o.port, m + 20, 2);
+  memcpy(&o.report_port, m + 22, 2);
+  o.group = (const char *)m + 24;
+  o.iface = (const char *)m + 40;
+  memcpy(o.key, m + 56, SF_MCAST_KEY_BYTES);
+  memcpy(&mbs, m + 88, 4);
+  memcpy(&lockstep, m + 92, 4);
+  o.rate = (double)mbs * 1e6;
+  o.lockstep_ms = lockstep;
+  o.gso = -1;
+  sf_mcast_sender *tx = NULL;
+  if (ch->last == NULL) ch->last = (char *)malloc(ch->ps);
+  if (ch->last == NULL) {
+    snprintf(sh->mc_error, sizeof sh->mc_error, "multicast: out of memory");
+    atomic_store(&sh->mc_state, SF_MEMSRV_MCAST_FAILED);
+    return;
+  }
+  if (sf_mcast_sender_open(&o, &tx) < 0) {
+    mc_fail(ch, "multicast sender");
+    return;
+  }
+  ch->tx = tx;
+  for (uint32_t i = 0; i < sh->nregions; i++) {
+    srv_region *r = &sh->r[i];
+    if (r->pages > UINT32_MAX || sf_mcast_sender_add_region(tx, r->id, (uint32_t)r->pages, ch->ps) < 0) {
+      mc_fail(ch, "multicast sender: region");
+      return;
+    }
+  }
+  atomic_store(&sh->mc_state, SF_MEMSRV_MCAST_ON);
+  mc_stats(ch);
+}
+
+static int add_conn(child *ch, int fd) {
+  atomic_fetch_add(&ch->sh->connections, 1);
+  conn *cn = ch->n < MAX_CONNS ? (conn *)calloc(1, sizeof *cn) : NULL;
+  int fl = fcntl(fd, F_GETFL);
+  if (cn == NULL || fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+    free(cn);
+    close(fd);
+    atomic_fetch_add(&ch->sh->failed, 1);
+    return -1;
+  }
+  unsigned ut = SERVER_USER_TIMEOUT_MS;
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof ut); /* not TCP: harmless */
+  cn->fd = fd;
+  ch->c[ch->n++] = cn;
+  atomic_fetch_add(&ch->sh->open, 1);
+  return 0;
+}
+
+/* Reads the second source (dom0's byte stream, drawn in the header). Returns 0, or 1 when it
+ * closed or spoke out of turn (it is then closed). */
+static int control_from(child *ch, int sock) {
+  union {
+    char buf[CMSG_SPACE(sizeof(int) * FROM_FDS)];
+    struct cmsghdr align;
+  } ctl;
+  struct iovec iov = {ch->from_buf + ch->from_len, sizeof ch->from_buf - ch->from_len};
+  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
+  ssize_t r = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
+  if (r < 0 && (errno == EINTR || errno == EAGAIN)) return 0;
+  if (r <= 0) {
+    while (ch->from_nfds > 0) close(ch->from_fds[--ch->from_nfds]);
+    return 1;
+  }
+  ch->from_len += (size_t)r;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c != NULL; c = CMSG_NXTHDR(&m, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+    for (int i = 0; i < k; i++) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+      if (ch->from_nfds < FROM_FDS) ch->from_fds[ch->from_nfds++] = fd;
+      else close(fd);
+    }
+  }
+  size_t at = 0;
+  int bad = 0;
+  while (at < ch->from_len && !bad) {
+    uint8_t t = ch->from_buf[at];
+    if (t == 0) {
+      if (ch->from_nfds == 0) {
+        bad = 1; /* a connection byte without its fd */
+        break;
+      }
+      int fd = ch->from_fds[0];
+      memmove(ch->from_fds, ch->from_fds + 1, (size_t)(--ch->from_nfds) * sizeof(int));
+      add_conn(ch, fd);
+      at++;
+    } else if (t == 'M') {
+      if (ch->from_len - at < 1 + MC_MSG_BYTES) break; /* the rest is still on its way */
+      mc_configure(ch, ch->from_buf + at + 1);
+      at += 1 + MC_MSG_BYTES;
+    } else {
+      bad = 1;
+    }
+  }
+  memmove(ch->from_buf, ch->from_buf + at, ch->from_len - at);
+  ch->from_len -= at;
+  if (bad) /* the source is closed: fds it sent without their byte are nobody's */
+    while (ch->from_nfds > 0) close(ch->from_fds[--ch->from_nfds]);
+  return bad;
+}
+
 /* Takes the fds of one control message on `sock`. Returns 0, or 1 when that socket closed. */
 static int control(child *ch, int sock) {
   char data[16];
@@ -263,20 +507,7 @@ static int control(child *ch, int sock) {
     for (int i = 0; i < k; i++) {
       int fd;
       memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-      atomic_fetch_add(&ch->sh->connections, 1);
-      conn *cn = ch->n < MAX_CONNS ? (conn *)calloc(1, sizeof *cn) : NULL;
-      int fl = fcntl(fd, F_GETFL);
-      if (cn == NULL || fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
-        free(cn);
-        close(fd);
-        atomic_fetch_add(&ch->sh->failed, 1);
-        continue;
-      }
-      unsigned ut = SERVER_USER_TIMEOUT_MS;
-      (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof ut); /* not TCP: harmless */
-      cn->fd = fd;
-      ch->c[ch->n++] = cn;
-      atomic_fetch_add(&ch->sh->open, 1);
+      add_conn(ch, fd);
     }
   }
   return 0;
@@ -376,10 +607,11 @@ static void __attribute__((noreturn)) child_main(srv_shared *sh, int ctl, pid_t 
       cn->in_len = 0;
       answer(&ch, cn);
       int f = flush(cn);
+      mc_send_runs(&ch, cn);
       if (f < 0) conn_close(&ch, i, 1);
       else if (f == 1 && cn->closing) conn_close(&ch, i, 0);
     }
-    if (from >= 0 && pf[1].revents && control(&ch, from)) {
+    if (from >= 0 && pf[1].revents && control_from(&ch, from)) {
       close(from); /* that source is done; the origin's control socket still rules */
       from = -1;
     }
@@ -545,9 +777,27 @@ int sf_memsrv_counters_get(const sf_memsrv *s, sf_memsrv_counters *c, sf_memsrv_
                                              atomic_load(&r->pages_asked),
                                              atomic_load(&r->pages_sent),
                                              atomic_load(&r->zero_pages),
-                                             atomic_load(&r->bytes)};
+                                             atomic_load(&r->bytes),
+                                             atomic_load(&r->multicast),
+                                             atomic_load(&r->deferred)};
   }
   return (int)sh->nregions;
+}
+
+int sf_memsrv_mcast_get(const sf_memsrv *s, sf_memsrv_mcast_counters *c) {
+  if (s == NULL || c == NULL) return -EINVAL;
+  srv_shared *sh = s->sh;
+  c->state = (int)atomic_load(&sh->mc_state);
+  c->datagrams = atomic_load(&sh->mc_datagrams);
+  c->wire_bytes = atomic_load(&sh->mc_wire_bytes);
+  c->pages = atomic_load(&sh->mc_pages);
+  c->suppressed = atomic_load(&sh->mc_suppressed);
+  c->cuts = atomic_load(&sh->mc_cuts);
+  c->reports = atomic_load(&sh->mc_reports);
+  c->rate = (double)atomic_load(&sh->mc_rate);
+  /* Written once, before the state turned FAILED (seq_cst stores and loads). */
+  snprintf(c->error, sizeof c->error, "%s", c->state == SF_MEMSRV_MCAST_FAILED ? sh->mc_error : "");
+  return 0;
 }
 
 int sf_memsrv_alive(sf_memsrv *s, int *wstatus) {

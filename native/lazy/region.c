@@ -112,7 +112,7 @@
 
 typedef struct meta {
   _Atomic uint64_t faults, fetched, prefetched, zero_filled, avoided, multicast, requests, bytes, fetch_ns,
-      clone_faults, clones;
+      clone_faults, clones, awaited, late;
   _Atomic uint32_t failed;
   uint32_t pad;
   char cause[256];
@@ -145,6 +145,7 @@ struct sf_lazy_region {
   int timeout_ms;
   uint32_t ra_max;
   int refs; /* in the seed: 1 while mapped, one per clone holding it, one per fork in flight */
+  _Atomic int mcast_wait_ms; /* > 0: this host receives the job's multicast (sf_lazy_multicast) */
 };
 
 typedef struct ra {
@@ -537,13 +538,16 @@ static const char *io_cause(int rc, int timeout_ms, char *t, size_t tl) {
 }
 
 /* One PAGES request for [first, first + count) of r, written into the cache. Sets *sent to the
- * data pages received. 0, or -1 with the connection marked dead (its cause says why). Called
- * with c->mu held. */
-static int fetch(sf_lazy_region *r, lconn *c, uint64_t first, uint32_t count, uint64_t *sent_out) {
+ * data pages received. With SF_WIRE_FLAG_MCAST in `flags` the server may answer pages "on their
+ * way" by multicast: `coming` (SF_LAZY_MAX_BATCH bits) gets them, and they are not written here.
+ * 0, or -1 with the connection marked dead (its cause says why). Called with c->mu held. */
+static int fetch(sf_lazy_region *r, lconn *c, uint64_t first, uint32_t count, unsigned flags, uint64_t *sent_out,
+                 uint8_t *coming) {
   uint64_t t0 = sf__now_ns(), deadline = t0 + (uint64_t)r->timeout_ms * 1000000ull;
   char t[160];
   if (c->dead) return -1;
-  sf_wire_req q = {SF_WIRE_REQ_MAGIC, SF_WIRE_VERSION, SF_WIRE_PAGES, 0, r->id, count, first, ++c->tag};
+  if (coming == NULL) flags &= ~SF_WIRE_FLAG_MCAST;
+  sf_wire_req q = {SF_WIRE_REQ_MAGIC, SF_WIRE_VERSION, SF_WIRE_PAGES, (uint16_t)flags, r->id, count, first, ++c->tag};
   int rc = send_all(c->fd, &q, sizeof q, deadline);
   if (rc < 0) return conn_fail(c, "sending a request: %s", io_cause(rc, r->timeout_ms, t, sizeof t)), -1;
   sf_wire_rep p;
@@ -564,14 +568,24 @@ static int fetch(sf_lazy_region *r, lconn *c, uint64_t first, uint32_t count, ui
   uint32_t bm = sf_wire_bitmap_bytes(count);
   rc = recv_all(c->fd, bits, bm, deadline);
   if (rc < 0) return conn_fail(c, "%s", io_cause(rc, r->timeout_ms, t, sizeof t)), -1;
-  uint32_t zeros = 0;
-  for (uint32_t j = 0; j < bm * 8; j++) {
-    int z = (bits[j / 8] >> (j % 8)) & 1;
-    if (z && j >= count) return conn_fail(c, "malformed reply (zero bit %u beyond its %u pages)", j, count), -1;
-    zeros += (uint32_t)z;
+  uint8_t way[SF_LAZY_MAX_BATCH / 8];
+  memset(way, 0, sizeof way);
+  if (flags & SF_WIRE_FLAG_MCAST) {
+    rc = recv_all(c->fd, way, bm, deadline);
+    if (rc < 0) return conn_fail(c, "%s", io_cause(rc, r->timeout_ms, t, sizeof t)), -1;
   }
-  if (p.sent != count - zeros)
-    return conn_fail(c, "malformed reply (%u pages announced, %u expected)", p.sent, count - zeros), -1;
+  uint32_t zeros = 0, ways = 0;
+  for (uint32_t j = 0; j < bm * 8; j++) {
+    int z = (bits[j / 8] >> (j % 8)) & 1, w = (way[j / 8] >> (j % 8)) & 1;
+    if ((z || w) && j >= count) return conn_fail(c, "malformed reply (bit %u beyond its %u pages)", j, count), -1;
+    if (z && w) return conn_fail(c, "malformed reply (page %lu both zero and on its way)", (unsigned long)(first + j)), -1;
+    zeros += (uint32_t)z;
+    ways += (uint32_t)w;
+    /* A page on its way is not in the body: the runs below skip it like a zero page. */
+    if (w) bits[j / 8] |= (uint8_t)(1u << (j % 8));
+  }
+  if (p.sent != count - zeros - ways)
+    return conn_fail(c, "malformed reply (%u pages announced, %u expected)", p.sent, count - zeros - ways), -1;
   rc = recv_all(c->fd, g.buf, (size_t)p.sent * r->ps, deadline);
   if (rc < 0) return conn_fail(c, "%s", io_cause(rc, r->timeout_ms, t, sizeof t)), -1;
 
@@ -599,9 +613,10 @@ static int fetch(sf_lazy_region *r, lconn *c, uint64_t first, uint32_t count, ui
     j = e;
   }
   for (j = 0; j < count; j++)
-    if ((bits[j / 8] >> (j % 8)) & 1) set_bits(r->zero, first + j, first + j + 1);
+    if (((bits[j / 8] >> (j % 8)) & 1) && !((way[j / 8] >> (j % 8)) & 1)) set_bits(r->zero, first + j, first + j + 1);
+  if (coming) memcpy(coming, way, sizeof way);
   atomic_fetch_add(&r->m->requests, 1);
-  atomic_fetch_add(&r->m->bytes, sizeof p + bm + (uint64_t)p.sent * r->ps);
+  atomic_fetch_add(&r->m->bytes, sizeof p + ((flags & SF_WIRE_FLAG_MCAST) ? 2 * bm : bm) + (uint64_t)p.sent * r->ps);
   atomic_fetch_add(&r->m->fetch_ns, sf__now_ns() - t0);
   *sent_out = p.sent;
   return 0;
@@ -744,13 +759,38 @@ static void serve_fault(int si, uint64_t addr, uint64_t flags) {
   while (e < r->pages && e - p < w && !bit(r->cached, e) && !bit(r->hinted, e)) e++;
   while (e > p + 1 && bit(r->zero, e - 1)) e--;
   uint64_t sent = 0;
-  int rc = fetch(r, c, p, (uint32_t)(e - p), &sent);
+  uint8_t coming[SF_LAZY_MAX_BATCH / 8];
+  int wait_ms = atomic_load(&r->mcast_wait_ms);
+  int rc = fetch(r, c, p, (uint32_t)(e - p), wait_ms > 0 ? SF_WIRE_FLAG_MCAST : 0, &sent, wait_ms > 0 ? coming : NULL);
   pthread_mutex_unlock(&c->mu);
   if (rc < 0) {
     fail_page(s, r, p);
     goto out;
   }
   atomic_fetch_add(&r->m->fetched, sent);
+  if (wait_ms > 0 && (coming[0] & 1)) {
+    /* The faulting page is on its way by multicast (another seed asked for it a moment ago):
+     * wait for the receiver to install it, then ask for the data after all. */
+    uint64_t until = sf__now_ns() + (uint64_t)wait_ms * 1000000ull;
+    while (!bit(r->cached, p) && sf__now_ns() < until) {
+      struct timespec ts = {0, 50 * 1000};
+      nanosleep(&ts, NULL);
+    }
+    if (bit(r->cached, p)) {
+      atomic_fetch_add(&r->m->awaited, 1);
+    } else {
+      atomic_fetch_add(&r->m->late, 1);
+      uint64_t again = 0;
+      pthread_mutex_lock(&c->mu);
+      rc = fetch(r, c, p, 1, 0, &again, NULL);
+      pthread_mutex_unlock(&c->mu);
+      if (rc < 0) {
+        fail_page(s, r, p);
+        goto out;
+      }
+      atomic_fetch_add(&r->m->fetched, again);
+    }
+  }
   record(r->id, p, (uint32_t)(e - p));
   zero_install(s, r, p + 1, e); /* the batch's zero pages, here and now */
   if (bit(r->cached, p)) uffd_wake(s->uffd, r, p, 1);
@@ -892,7 +932,7 @@ static void prefetch_step(void) {
   lconn *c = &g.conn[r->conn];
   uint64_t sent = 0;
   pthread_mutex_lock(&c->mu);
-  int rc = fetch(r, c, a, (uint32_t)(e - a), &sent);
+  int rc = fetch(r, c, a, (uint32_t)(e - a), 0, &sent, NULL);
   pthread_mutex_unlock(&c->mu);
   pthread_mutex_lock(&g.mu);
   if (rc == 0) {
@@ -1450,6 +1490,8 @@ int sf_lazy_counters_get(const sf_lazy_region *r, sf_lazy_counters *c) {
   c->fetch_ns = atomic_load(&m->fetch_ns);
   c->clone_faults = atomic_load(&m->clone_faults);
   c->clones = atomic_load(&m->clones);
+  c->awaited = atomic_load(&m->awaited);
+  c->late = atomic_load(&m->late);
   c->pages = r->pages;
   uint64_t n = 0;
   for (uint64_t w = 0; w < (r->pages + 63) / 64; w++) n += (uint64_t)__builtin_popcountll(atomic_load(&r->cached[w]));
@@ -1502,6 +1544,23 @@ out:
     pthread_mutex_unlock(&g.mu);
   }
   return rc;
+}
+
+int sf_lazy_multicast(uint32_t region_id, int wait_ms) {
+  if (wait_ms < 0 || wait_ms > 10000) return -EINVAL;
+  pthread_mutex_lock(&g.mu);
+  sf_lazy_region *r = region_by_id(region_id);
+  if (r) atomic_store(&r->mcast_wait_ms, wait_ms);
+  pthread_mutex_unlock(&g.mu);
+  return r ? 0 : -ENOENT;
+}
+
+int sf_lazy_present(uint32_t region_id, uint64_t page) {
+  pthread_mutex_lock(&g.mu);
+  sf_lazy_region *r = region_by_id(region_id);
+  int yes = r && page < r->pages && bit(r->cached, page);
+  pthread_mutex_unlock(&g.mu);
+  return yes;
 }
 
 /* ---------------------------------------------------------------------------------------- */

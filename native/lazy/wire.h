@@ -33,11 +33,16 @@ enum sf_wire_status {
   SF_WIRE_TOO_MANY = 7,
 };
 
+/* Request flag (PAGES): the seed receives the job's multicast, so pages that the server
+ * multicast within its lockstep window may be answered "on their way" (a bit in a second
+ * bitmap) instead of sent again. The reply then carries that bitmap after the zero bitmap. */
+#define SF_WIRE_FLAG_MCAST 1u
+
 typedef struct sf_wire_req {
   uint32_t magic;
   uint8_t version;
   uint8_t type;
-  uint16_t flags; /* 0 */
+  uint16_t flags; /* SF_WIRE_FLAG_MCAST or 0; other bits are reserved */
   uint32_t region;
   uint32_t count;
   uint64_t first;

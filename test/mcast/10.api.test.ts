@@ -3,13 +3,16 @@
 // datagram is laid out as native/lazy/multicast.c draws it and its MAC is exactly Node's
 // HMAC-SHA256 of header and payload (C and TypeScript agree on the format); bad options fail
 // with a message naming the option; and the per-job choice of unicast or multicast follows
-// its stated grounds.
+// its stated grounds; SFMPI_DISTRIBUTION is read strictly, and the memory server's multicast
+// configuration is laid out as native/lazy/memsrv.c draws it.
 import crypto from 'node:crypto';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  chooseDistribution, deriveMcastKey, groupOfJob, MCAST_HEADER_BYTES, McastReceiver, McastSender, McastType, newJobId, packDatagram,
+  chooseDistribution, deriveMcastKey, distributionSetting, groupOfJob, jobDistribution, jobOfId, MCAST_HEADER_BYTES, McastReceiver, McastSender,
+  McastType, newJobId, packDatagram, reportPortOf,
 } from '../../xen/mcast.js';
+import { encodeServerMulticast, SERVER_MULTICAST_BYTES } from '../../xen/lazy.js';
 
 const secret = crypto.randomBytes(32);
 const job = 0x1122334455667788n;
@@ -105,6 +108,46 @@ test('chooseDistribution: unicast without multicast, for one seed, for little da
   assert.is(chooseDistribution({ seeds: 8, bytesPerSeed: GiB, oneMachine: true, multicastRate: 1.5e9 }).method, 'multicast');
   assert.throws(() => chooseDistribution({ seeds: 2, bytesPerSeed: GiB, loss: 2 }), /loss must be 0\.\.1/);
   assert.throws(() => chooseDistribution({ seeds: 2, bytesPerSeed: GiB, shared: -1 }), /shared must be 0\.\.1/);
+});
+
+test('the per-job setting: SFMPI_DISTRIBUTION read strictly, forced or chosen; the job id and report port every dom0 derives alike', () => {
+  assert.is(distributionSetting(undefined), 'unicast');
+  assert.is(distributionSetting(''), 'unicast');
+  for (const v of ['unicast', 'multicast', 'auto'] as const) assert.is(distributionSetting(v), v);
+  assert.throws(() => distributionSetting('broadcast'), /SFMPI_DISTRIBUTION must be unicast, multicast or auto, got "broadcast"/);
+  const one = { seeds: 1, bytesPerSeed: 64 << 20 };
+  assert.is(jobDistribution('multicast', one).method, 'multicast', 'forced, even where the choice would be unicast');
+  assert.is(jobDistribution('auto', one).method, 'unicast', '1 seed: nothing to share');
+  assert.is(jobDistribution('auto', { seeds: 3, bytesPerSeed: 64 << 20 }).method, 'multicast', '3 seeds sharing all of 64 MiB on a network');
+  assert.is(jobDistribution('unicast', { seeds: 3, bytesPerSeed: 64 << 20 }).method, 'unicast');
+  assert.is(jobOfId('job-a'), jobOfId('job-a'));
+  assert.is.not(jobOfId('job-a'), jobOfId('job-b'));
+  assert.throws(() => jobOfId(''), /jobId must be a non-empty string/);
+  const { port } = groupOfJob(jobOfId('job-a'));
+  const ports = new Set([1, 2, 3].map((s) => reportPortOf(port, s)));
+  assert.is(ports.size, 3, 'one report port per session');
+  for (const p of ports) assert.ok(p >= 18000 && p < 19000 && p !== port, `report port ${p}`);
+});
+
+test('encodeServerMulticast: the 97 bytes memsrv.c reads, strings NUL-terminated, addresses checked', () => {
+  const k = crypto.randomBytes(32);
+  const b = encodeServerMulticast({ group: '239.192.1.2', port: 17001, iface: '10.77.0.1', key: k, job, session: 3, reportPort: 18004 }, 250, 30);
+  assert.is(b.length, SERVER_MULTICAST_BYTES);
+  assert.is(b.toString('latin1', 0, 5), 'MSFMM');
+  assert.is(b.readUInt32LE(5), 1);
+  assert.is(b.readBigUInt64LE(9), job);
+  assert.is(b.readUInt32LE(17), 3);
+  assert.is(b.readUInt16LE(21), 17001);
+  assert.is(b.readUInt16LE(23), 18004);
+  assert.is(b.toString('latin1', 25, 25 + 11), '239.192.1.2');
+  assert.is(b[25 + 15], 0);
+  assert.is(b.toString('latin1', 41, 41 + 9), '10.77.0.1');
+  assert.is(b[41 + 15], 0);
+  assert.ok(b.subarray(57, 89).equals(k));
+  assert.is(b.readUInt32LE(89), 250);
+  assert.is(b.readUInt32LE(93), 30);
+  assert.throws(() => encodeServerMulticast({ group: 'group', port: 1, iface: '10.0.0.1', key: k, job, session: 0, reportPort: 0 }), /multicast group must be an IPv4 address, got "group"/);
+  assert.throws(() => encodeServerMulticast({ group: '239.1.1.1', port: 1, iface: '10.0.0.1', key: k.subarray(0, 31), job, session: 0, reportPort: 0 }), /key must be 32 bytes, got 31/);
 });
 
 test.run();
