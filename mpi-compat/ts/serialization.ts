@@ -387,6 +387,12 @@ function fromCompact(buf: Buffer, offset: number, length: number): unknown {
   return v;
 }
 
+const f64 = new Float64Array(1);
+const f64bytes = new Uint8Array(f64.buffer);
+/** encodeTemp's number message (flag, float64), reused like its buffer. */
+const numberTemp = new Uint8Array(9);
+numberTemp[0] = F_NUMBER;
+
 const scalar = (flag: number): Uint8Array => {
   const b = new Uint8Array(1);
   b[0] = flag;
@@ -398,7 +404,8 @@ function encodeScalar(value: unknown): Uint8Array | null {
     case 'number': {
       const b = new Uint8Array(9);
       b[0] = F_NUMBER;
-      new DataView(b.buffer).setFloat64(1, value, true);
+      f64[0] = value;
+      b.set(f64bytes, 1);
       return b;
     }
     case 'string': {
@@ -438,6 +445,11 @@ export function encode(value: unknown, where = 'send'): Uint8Array {
  * encode, so nothing is allocated.
  */
 export function encodeTemp(value: unknown, where = 'send'): Uint8Array {
+  if (typeof value === 'number') {
+    f64[0] = value;
+    numberTemp.set(f64bytes, 1);
+    return numberTemp;
+  }
   const s = encodeScalar(value);
   if (s) return s;
   if (compact(value)) return out.subarray(0, at);

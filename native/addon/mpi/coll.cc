@@ -312,11 +312,12 @@ Napi::Value BcastObject(const Napi::CallbackInfo& info) {
 //
 // One collective for small values instead of two (lengths, then bytes): every member's block
 //
-//     +----------+--------------------------------------+
-//     | len: u32 | its first min(len, kBlock - 4) bytes |   kBlock bytes, zero-padded
-//     +----------+--------------------------------------+
+//     +----------+-------------------------------------+
+//     | len: u32 | its first min(len, block - 4) bytes |   block bytes, zero-padded
+//     +----------+-------------------------------------+
 //
-// sits at offset rank * kBlock of a zeroed buffer, and a BOR allreduce of that buffer leaves
+// (block: SF_COLL_FAST_MAX / n rounded down to 8, within 16..128) sits at offset rank * block
+// of a zeroed buffer, and a BOR allreduce of that buffer leaves
 // every block everywhere (each byte is non-zero on one member at most). That allreduce is the
 // data plane's: one shared-memory step when the group is every rank of a host and the blocks fit
 // a collective slot, recursive doubling (log2(n) exchanges) otherwise, hierarchical across
