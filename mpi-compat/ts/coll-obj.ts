@@ -7,29 +7,32 @@
  * allreduce is recursive doubling on power-of-two sizes (log2(n) exchanges, the lower rank's
  * operand always first, so every rank computes the same result in rank order) and reduce +
  * bcast otherwise, bcast is the data plane's (binomial, or one shared-memory step within a
- * host), scan is a chain. gather, scatter, allgather and alltoall move each value once to where
- * it is needed. Messages travel in the communicator's collective context, on tags of their own.
+ * host), scan is a chain. gather, scatter and alltoall move each value once to where it is
+ * needed; allgather is one native call (native/addon/mpi/coll.cc allgatherObjects: small values
+ * in one allreduce of fixed blocks, log2(n) steps or one shared-memory step, longer ones' rest
+ * by one allgatherv). Messages travel in the communicator's collective context, on tags of their
+ * own.
  */
 import type { CommCore } from './core.js';
 import { MPIError, rangeError, typeError, type MPIErrorCode } from './errors.js';
 import { OBJECT_TYPE } from './datatype.js';
-import { mpi, received } from './native.js';
+import { decodeReceived, mpi, received } from './native.js';
 import type { Op } from './op.js';
-import { asSent, decode, encode } from './serialization.js';
+import { asSent, decode, encode, encodeTemp } from './serialization.js';
 
 const T_REDUCE = 100, T_ROOT = 101, T_ALLREDUCE = 102, T_SCAN = 103, T_GATHER = 104, T_SCATTER = 105;
 
 function send(c: CommCore, value: unknown, to: number, tag: number, where: string): void {
-  mpi.send(encode(value, where), OBJECT_TYPE, c.world(to), c.cctx, tag, 0);
+  mpi.send(encodeTemp(value, where), OBJECT_TYPE, c.world(to), c.cctx, tag, 0);
 }
 
 /** This rank's own operand, as the others see it (see asSent). */
 function own(value: unknown, where: string): unknown {
-  return asSent(value, encode(value, where));
+  return asSent(value, encodeTemp(value, where));
 }
 
 function recv(c: CommCore, from: number, tag: number): unknown {
-  return decode(received(mpi.recvObject(c.world(from), c.cctx, tag)!));
+  return decodeReceived(mpi.recvObject(c.world(from), c.cctx, tag)!);
 }
 
 /**
@@ -86,12 +89,12 @@ function reduce0(c: CommCore, value: unknown, op: Op, where: string): unknown {
 
 export function bcast<T>(c: CommCore, value: T, root: number): T {
   c.label('bcast');
-  if (c.size === 1) return decode(encode(value, 'comm.bcast')) as T;
+  if (c.size === 1) return decode(encodeTemp(value, 'comm.bcast')) as T;
   if (c.rank === root) {
-    mpi.bcastObject(...c.g(), encode(value, 'comm.bcast'), root);
+    mpi.bcastObject(...c.g(), encodeTemp(value, 'comm.bcast'), root);
     return value;
   }
-  return decode(received(mpi.bcastObject(...c.g(), null, root)!)) as T;
+  return decodeReceived(mpi.bcastObject(...c.g(), null, root)!) as T;
 }
 
 export function reduce<T>(c: CommCore, value: T, op: Op, root: number): T | undefined {
@@ -111,8 +114,8 @@ export function allreduce<T>(c: CommCore, value: T, op: Op): T {
     let acc: unknown = value;
     for (let mask = 1; mask < n; mask <<= 1) {
       const partner = c.rank ^ mask;
-      const bytes = encode(acc, 'comm.allreduce');
-      const got = decode(received(mpi.sendrecvObject(bytes, OBJECT_TYPE, c.world(partner), T_ALLREDUCE, c.world(partner), T_ALLREDUCE, c.cctx)!));
+      const bytes = encodeTemp(acc, 'comm.allreduce');
+      const got = decodeReceived(mpi.sendrecvObject(bytes, OBJECT_TYPE, c.world(partner), T_ALLREDUCE, c.world(partner), T_ALLREDUCE, c.cctx)!);
       const mine = asSent(acc, bytes); // both partners combine the same two operands
       acc = partner < c.rank ? combine(c, op, got, mine) : combine(c, op, mine, got);
     }
@@ -159,7 +162,11 @@ export function scatter<T>(c: CommCore, values: readonly T[] | undefined, root: 
 
 export function allgather<T>(c: CommCore, value: T): T[] {
   c.label('allgather');
-  return mpi.allgatherObjects(...c.g(), encode(value, 'comm.allgather')).map((b) => decode(b) as T);
+  const lens = new Float64Array(c.size);
+  const all = received(mpi.allgatherObjects(...c.g(), encodeTemp(value, 'comm.allgather'), lens));
+  const out: T[] = new Array(c.size);
+  for (let i = 0, off = 0; i < c.size; off += lens[i++]) out[i] = decode(all, lens[i], off) as T;
+  return out;
 }
 
 export function alltoall<T>(c: CommCore, values: readonly T[]): T[] {

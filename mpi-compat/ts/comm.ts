@@ -20,7 +20,7 @@ import { ctorOf, OBJECT_TYPE, refusedError, requireTypedArray, typeIdOf, type Ty
 import { mpi, status as st } from './native.js';
 import { Op, SUM } from './op.js';
 import { Request, ReqKind } from './request.js';
-import { encode } from './serialization.js';
+import { encode, encodeTemp } from './serialization.js';
 import { Status } from './status.js';
 import { hintOverwrite, isLazy, lazyInUse } from '../../runtime/share.js';
 import { Group } from './group.js';
@@ -84,7 +84,7 @@ export class Comm {
     if (d === PROC_NULL) return;
     const id = plainTypedArrayId(value);
     if (id > 0) mpi.send(value as TypedArray, id, d, this.#core.ctx, t, 0);
-    else mpi.send(encode(value, 'comm.send'), OBJECT_TYPE, d, this.#core.ctx, t, 0);
+    else mpi.send(encodeTemp(value, 'comm.send'), OBJECT_TYPE, d, this.#core.ctx, t, 0);
   }
 
   /** Synchronous send: returns only once the receiver has matched the message (MPI_Ssend). */
@@ -94,7 +94,7 @@ export class Comm {
     if (d === PROC_NULL) return;
     const id = plainTypedArrayId(value);
     if (id > 0) mpi.send(value as TypedArray, id, d, this.#core.ctx, t, 1);
-    else mpi.send(encode(value, 'comm.ssend'), OBJECT_TYPE, d, this.#core.ctx, t, 1);
+    else mpi.send(encodeTemp(value, 'comm.ssend'), OBJECT_TYPE, d, this.#core.ctx, t, 1);
   }
 
   /** Receives a value (blocking). A buffer message arrives as a typed array of the sent type. */
@@ -146,7 +146,7 @@ export class Comm {
     const d = c.dest('comm.sendrecv', 'dest', dest), t = c.tag('comm.sendrecv', sendtag, false);
     const s = c.source('comm.sendrecv', source), rt = c.tag('comm.sendrecv', recvtag, true);
     const id = plainTypedArrayId(value);
-    const bytes = d === PROC_NULL ? null : id > 0 ? (value as TypedArray) : encode(value, 'comm.sendrecv');
+    const bytes = d === PROC_NULL ? null : id > 0 ? (value as TypedArray) : encodeTemp(value, 'comm.sendrecv');
     const got = mpi.sendrecvObject(bytes, id > 0 ? id : OBJECT_TYPE, d, t, s, rt, c.ctx);
     if (status) c.status(status);
     return c.decode(got) as T;

@@ -8,9 +8,8 @@
  */
 import { MPIError, rangeError, typeError } from './errors.js';
 import { ctorOf, OBJECT_TYPE } from './datatype.js';
-import { mpi, received, status as st } from './native.js';
+import { decodeReceived, mpi, received, status as st } from './native.js';
 import { Op } from './op.js';
-import { decode } from './serialization.js';
 import { Status } from './status.js';
 
 /** Receive from any source (MPI_ANY_SOURCE). */
@@ -119,8 +118,8 @@ export class CommCore {
   /** The value of a blocking object receive: decoded, or a typed array for a buffer message. */
   decode(got: Buffer | number | null): unknown {
     if (got === null) return undefined; // PROC_NULL
+    if (st[3] === OBJECT_TYPE) return decodeReceived(got);
     const bytes = received(got);
-    if (st[3] === OBJECT_TYPE) return decode(bytes);
     const C = ctorOf(st[3]);
     if (typeof got === 'number') return new C(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + got) as ArrayBuffer, 0, got / C.BYTES_PER_ELEMENT); // out of the staging buffer
     return new C(bytes.buffer, bytes.byteOffset, bytes.byteLength / C.BYTES_PER_ELEMENT);

@@ -10,6 +10,7 @@
 import { isMainThread } from 'node:worker_threads';
 import { native as addon } from '../../native/addon.js';
 import { makeNativeError } from './errors.js';
+import { decode } from './serialization.js';
 
 type Buf = ArrayBufferView | null;
 /** (ranks of the group in world numbering, or null for the world; my index; collective ctx) */
@@ -66,8 +67,8 @@ export interface NativeMPI {
   opValid(op: number, dtype: number): boolean;
   /** Broadcasts bytes of unknown size: the root passes them (and gets undefined), the others get a Buffer. */
   bcastObject(ranks: G[0], index: number, ctx: number, bytes: Buf, root: number): Buffer | number | undefined;
-  /** Every member's bytes, in rank order. */
-  allgatherObjects(ranks: G[0], index: number, ctx: number, bytes: Buf): Uint8Array[];
+  /** Every member's bytes packed in rank order (a number: that many bytes in `staging`); member i's length in lens[i]. */
+  allgatherObjects(ranks: G[0], index: number, ctx: number, bytes: Buf, lens: Float64Array): Buffer | number;
   ctlFork(fd: number, rank: number, pid: number, ms: number): number;
   ctlExit(fd: number, rank: number, code: number): number;
   ctlFail(fd: number, rank: number, code: number, signal: number, cause: string): number;
@@ -103,6 +104,11 @@ mpi.setStaging(staging);
 /** The bytes a blocking object receive returned: its Buffer, or (a length) a view of the staging buffer, valid until the next receive. */
 export function received(got: Buffer | number): Buffer {
   return typeof got === 'number' ? staging.subarray(0, got) : got;
+}
+
+/** The value of an object message a blocking call returned (see received), decoded in place. */
+export function decodeReceived(got: Buffer | number): unknown {
+  return typeof got === 'number' ? decode(staging, got) : decode(got);
 }
 
 /** Awaited requests register here; the binding calls back with their id once they complete. */

@@ -288,6 +288,13 @@ Napi::Value BcastObject(const Napi::CallbackInfo& info) {
     if (len > kFirst) rc = sf_bcast(g_proc.job, &gr.g, p + kFirst, len - kFirst, root);
     return CollResult(gr, seq, env, rc, "bcast of " + std::to_string(len) + " bytes");
   }
+  Env* e = GetEnv(env);
+  if (e->staging_data != nullptr && n <= e->staging_len) {  // straight into the staging buffer
+    memcpy(e->staging_data, head + 8, n < kFirst ? n : kFirst);
+    if (n > kFirst) rc = sf_bcast(g_proc.job, &gr.g, e->staging_data + kFirst, n - kFirst, root);
+    if (rc < 0) return CollResult(gr, seq, env, rc, "bcast of " + std::to_string(n) + " bytes");
+    return Napi::Number::New(env, static_cast<double>(n));
+  }
   uint8_t* data = static_cast<uint8_t*>(malloc(n ? n : 1));
   if (data == nullptr) return ThrowMPI(env, "ERR_NO_MEM", "bcast: out of memory for " + std::to_string(n) + " bytes");
   memcpy(data, head + 8, n < kFirst ? n : kFirst);
@@ -296,10 +303,26 @@ Napi::Value BcastObject(const Napi::CallbackInfo& info) {
     free(data);
     return CollResult(gr, seq, env, rc, "bcast of " + std::to_string(n) + " bytes");
   }
-  return WrapBlocking(env, data, n);
+  return WrapReceived(env, data, n);
 }
 
-// allgatherObjects(ranks, index, ctx, bytes) -> Buffer[]: every member's bytes, in rank order.
+// allgatherObjects(ranks, index, ctx, bytes, lens: Float64Array(size)) -> Buffer | number:
+// every member's bytes packed in rank order (a number: that many bytes in the staging buffer),
+// member i's length in lens[i].
+//
+// One collective for small values instead of two (lengths, then bytes): every member's block
+//
+//     +----------+-------------------------------------+
+//     | len: u32 | its first min(len, block - 4) bytes |   block bytes, zero-padded
+//     +----------+-------------------------------------+
+//
+// (block: SF_COLL_FAST_MAX / n rounded down to 8, within 16..128) sits at offset rank * block
+// of a zeroed buffer, and a BOR allreduce of that buffer leaves
+// every block everywhere (each byte is non-zero on one member at most). That allreduce is the
+// data plane's: one shared-memory step when the group is every rank of a host and the blocks fit
+// a collective slot, recursive doubling (log2(n) exchanges) otherwise, hierarchical across
+// hosts; a ring would take n - 1 latencies. Only values longer than their block send the rest,
+// by one allgatherv that every member knows the sizes of from the first step.
 Napi::Value AllgatherObjects(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Group gr;
@@ -308,30 +331,64 @@ Napi::Value AllgatherObjects(const Napi::CallbackInfo& info) {
   uint8_t* p;
   size_t len;
   if (!Bytes(info, 3, &p, &len)) return env.Undefined();
-  size_t n = static_cast<size_t>(gr.g.size);
-  std::vector<uint64_t> lens(n);
-  std::vector<size_t> l8(n, 8), d8(n), lb(n), db(n);
-  for (size_t i = 0; i < n; i++) d8[i] = 8 * i;
-  uint64_t mine = len;
-  int rc = sf_allgatherv(g_proc.job, &gr.g, &mine, 8, lens.data(), l8.data(), d8.data());
+  if (!info[4].IsTypedArray() || info[4].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+      info[4].As<Napi::Float64Array>().ElementLength() != static_cast<size_t>(gr.g.size))
+    return ThrowType(env, "allgatherObjects: lens must be a Float64Array of the group's size");
+  Napi::Float64Array out_lens = info[4].As<Napi::Float64Array>();
+  size_t n = static_cast<size_t>(gr.g.size), me = static_cast<size_t>(gr.g.rank);
+  // The same on every member (a function of n only); a multiple of 8 for the 64-bit BOR.
+  size_t block = (SF_COLL_FAST_MAX / n) & ~static_cast<size_t>(7);
+  if (block < 16) block = 16;
+  if (block > 128) block = 128;  // each member copies and combines n * block bytes: keep small values cheap
+  const size_t first = block - 4;
+  if (len > UINT32_MAX) return ThrowMPI(env, "ERR_COUNT", "allgather: a value of " + std::to_string(len) + " bytes exceeds 4 GiB");
+  uint64_t on_stack[SF_COLL_FAST_MAX / 8 + 2];  // the common case allocates nothing
+  std::vector<uint64_t> on_heap;
+  uint64_t* words = on_stack;
+  if (n * block > sizeof on_stack) {
+    on_heap.resize(n * block / 8);
+    words = on_heap.data();
+  }
+  uint8_t* all = reinterpret_cast<uint8_t*>(words);
+  memset(all, 0, n * block);
+  uint32_t mine = static_cast<uint32_t>(len);
+  memcpy(all + me * block, &mine, 4);
+  memcpy(all + me * block + 4, p, len < first ? len : first);
+  sf_builtin_arg bor = {SF_OP_BOR, SF_UINT64};
+  int rc = sf_allreduce(g_proc.job, &gr.g, nullptr, all, n * block, sf_builtin_combine, &bor);
   if (rc < 0) return CollResult(gr, seq, env, rc, "allgather");
+  std::vector<size_t> sizes(4 * n);  // lengths, offsets, rests and where the rests go
+  size_t *lens = sizes.data(), *offs = lens + n, *rest = offs + n, *rest_at = rest + n;
   size_t total = 0;
+  bool long_values = false;
   for (size_t i = 0; i < n; i++) {
-    lb[i] = lens[i];
-    db[i] = total;
-    total += lens[i];
+    uint32_t l;
+    memcpy(&l, all + i * block, 4);
+    lens[i] = l;
+    offs[i] = total;
+    total += l;
+    rest[i] = l > first ? l - first : 0;
+    rest_at[i] = offs[i] + (l > first ? first : l);
+    long_values = long_values || rest[i] > 0;
   }
-  Napi::Buffer<uint8_t> all = Napi::Buffer<uint8_t>::New(env, total ? total : 1);
-  rc = sf_allgatherv(g_proc.job, &gr.g, p, len, all.Data(), lb.data(), db.data());
-  if (rc < 0) return CollResult(gr, seq, env, rc, "allgather of " + std::to_string(len) + " bytes");
-  Napi::Array out = Napi::Array::New(env, n);
-  Napi::Value ab = all.ArrayBuffer();
+  Env* e = GetEnv(env);
+  bool staged = e->staging_data != nullptr && total <= e->staging_len;
+  Napi::Buffer<uint8_t> heap;
+  uint8_t* dst = staged ? e->staging_data : nullptr;
+  if (!staged) {
+    heap = Napi::Buffer<uint8_t>::New(env, total);
+    dst = heap.Data();
+  }
   for (size_t i = 0; i < n; i++) {
-    napi_value view;
-    napi_create_typedarray(env, napi_uint8_array, lb[i], ab, all.ByteOffset() + db[i], &view);
-    out.Set(static_cast<uint32_t>(i), Napi::Value(env, view));
+    memcpy(dst + offs[i], all + i * block + 4, lens[i] < first ? lens[i] : first);
+    out_lens[i] = static_cast<double>(lens[i]);
   }
-  return out;
+  if (long_values) {
+    rc = sf_allgatherv(g_proc.job, &gr.g, len > first ? p + first : p, rest[me], dst, rest, rest_at);
+    if (rc < 0) return CollResult(gr, seq, env, rc, "allgather of " + std::to_string(len) + " bytes");
+  }
+  if (staged) return Napi::Number::New(env, static_cast<double>(total));
+  return heap;
 }
 
 // opValid(op, dtype) -> bool
