@@ -24,6 +24,7 @@
  */
 import net from 'node:net';
 import { native } from '../native/addon.js';
+import type { McastReceiverStats } from './mcast.js';
 
 /** Counters of one region at the memory server (what it did, in its child process). */
 export interface ServerRegionCounters {
@@ -521,39 +522,9 @@ export interface MulticastReceiverConfig extends MulticastConfig {
   waitMs: number;
 }
 
-/** Counters of this seed's multicast receiver (native/lazy/multicast.c). */
-export interface MulticastReceiverStats {
-  /** Datagrams read. */
-  datagrams: number;
-  /** Datagrams that passed every check. */
-  accepted: number;
-  /** Pages installed from multicast. */
-  installed: number;
-  /** Pages that arrived when present already. */
-  duplicates: number;
-  /** Datagrams refused, all causes: the next four. */
-  dropped: number;
-  /** Malformed. */
-  malformed: number;
-  /** Of another job or session. */
-  otherJob: number;
-  /** MAC mismatch. */
-  forged: number;
-  /** Arrived on another interface than the cluster one. */
-  otherInterface: number;
-  /** Dropped by the kernel for a full receive buffer. */
-  overflow: number;
-  /** Missing from the sender's sequence. */
-  gaps: number;
-  /** Partly received pages given up. */
-  incomplete: number;
-  /** Loss reports sent. */
-  reports: number;
-  /** Receive buffer granted, bytes. */
-  rcvbuf: number;
-  /** Why the receiver thread stopped, or "". */
-  error: string;
-}
+/** Counters of a seed's multicast receiver: the module's own (xen/mcast.ts) without those of
+ * its end game, which the lazy path does not run (it asks the memory server instead). */
+export type MulticastReceiverStats = Omit<McastReceiverStats, 'bytes' | 'ends' | 'endInstalled'>;
 
 /** Bytes of the multicast configuration a memory server reads on its second source (memsrv.c draws it). */
 export const SERVER_MULTICAST_BYTES = 97;
