@@ -46,14 +46,14 @@ export function ensureMpi4py(): void {
   if (!ok || !have('mpirun.openmpi')) aptInstall(['python3-mpi4py', 'openmpi-bin'], 'mpi4py not found');
 }
 
-/** Builds benchmarks/<dir>/<name>.c with mpicc.mpich -O2; returns the executable, whose
- * temporary directory goes when this process exits. */
-export function buildC(dir: string, name: string): string {
+/** Builds benchmarks/<dir>/<name>.c with `cc` (default mpicc.mpich) -O2; returns the
+ * executable, whose temporary directory goes when this process exits. */
+export function buildC(dir: string, name: string, cc = 'mpicc.mpich'): string {
   const src = path.join(root, 'benchmarks', dir, `${name}.c`);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sfmpi-bench-'));
   process.once('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
   const out = path.join(tmp, name);
-  execFileSync('mpicc.mpich', ['-O2', src, '-o', out], { stdio: 'inherit' });
+  execFileSync(cc, ['-O2', src, '-o', out], { stdio: 'inherit' });
   return out;
 }
 

@@ -10,16 +10,12 @@
  * Cells are "median (best)" over BENCH_ROUNDS rounds; ratios compare medians.
  * Run: npm run build && node dist/benchmarks/onesided/main.js
  */
-import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { buildC, cell, ensureMpich, interleave, jsonLines, machine, ratio, root, ROUNDS, runMpich, runSfmpi, table, type Stat } from '../mpi-peers.js';
 
 ensureMpich();
 const mpich = buildC('onesided', 'onesided');
-const sfexe = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'sfmpi-bench-')), 'onesided');
-execFileSync(path.join(root, 'mpi-compat', 'c', 'sfmpicc'), ['-O2', path.join(root, 'benchmarks', 'onesided', 'onesided.c'), '-o', sfexe], { stdio: 'inherit' });
+const sfexe = buildC('onesided', 'onesided', path.join(root, 'mpi-compat', 'c', 'sfmpicc'));
 const sfmpirun = path.join(root, 'dist', 'mpi-compat', 'launcher', 'sfmpirun.js');
 
 const r = interleave({
