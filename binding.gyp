@@ -49,7 +49,10 @@
       "cflags": ["-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"],
       "cflags_cc": ["-std=c++20", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"],
       "cflags!": ["-fno-exceptions"],
-      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"]
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
+      # Symbols bound at load: lazily bound, every clone would resolve (and copy the GOT page of)
+      # each libc call that only clones make (prctl, the gate's futex...) on its own.
+      "ldflags": ["-Wl,-z,now"]
     },
     {
       "target_name": "sfmcast",

@@ -2,6 +2,7 @@
  * clone(): the fork point. Every clone continues from here with the whole state of the process
  * (heap, closures, typed arrays, loaded modules); only the return value differs.
  */
+import v8 from 'node:v8';
 import { isMainThread } from 'node:worker_threads';
 import { toOutcome } from '../guest-daemon/outcome.js';
 import { createDomains } from '../xen/domain.js';
@@ -10,6 +11,12 @@ import { cloneInSeed, linkFds } from './hosts.js';
 import { becomeClone, self } from './lifecycle.js';
 import { checkState } from './state.js';
 import { tickets, type Ticket } from './ticket.js';
+
+// V8 drops the bytecode of a function that has not run for a few major GCs, to be compiled again
+// if it ever runs. In a process that clones, what the origin drops every clone compiles again on
+// its own, each time: the code only clones run (becomeClone) first of all, but also whatever the
+// origin ran long ago and its clones run now. So an origin keeps its bytecode.
+v8.setFlagsFromString('--no-flush-bytecode');
 
 /**
  * Forks `ticket.size` clones of this running process. Returns this process's clone id: 0 in the
@@ -97,14 +104,15 @@ export function handOver(ticket: Ticket): { pids: number[]; release(): void } {
   return { pids, release: () => ticket.reservation.release() };
 }
 
-/** In a fresh clone: what was the parent's is not ours. */
-function afterForkInClone(): void {
+/** In a fresh clone: what was the parent's is not ours. Compiled with the module (the
+ * parentheses), like becomeClone, so that no clone compiles it. */
+const afterForkInClone = (function afterForkInClone(): void {
   for (const t of tickets.values()) {
     t.foreign = true;
     for (const d of t.domains) d.forget();
   }
   tickets.clear();
-}
+});
 
 /** What the parent handed to clone(ticket, state); undefined in the origin. */
 export function inheritedState<T = unknown>(): T | undefined {

@@ -163,21 +163,28 @@ int OpenDevNullOnStdin() {
   return rc < 0 ? -1 : 0;
 }
 
-// What a child does in the instant after fork, before it returns to JavaScript. Only
+// What a child does after fork, before it returns to JavaScript. Only
 // async-signal-safe calls until uv_loop_fork (after it, V8 may allocate: glibc's fork leaves
 // malloc usable in the child); failures end the child at once (exit code 70, EX_SOFTWARE) with a
 // line on stderr, since there is no JavaScript to carry them to yet.
-void ChildAfterFork(uv_loop_t* loop, pid_t parent, const std::vector<int>& close_fds,
-                    bool stdin_null) {
-  auto die = [](const char* what) {
-    char buf[256];
-    int n = snprintf(buf, sizeof buf, "sfmpi: clone %d: %s: %s\n", getpid(), what, strerror(errno));
-    if (n > 0) (void)!write(2, buf, static_cast<size_t>(n));
-    _exit(70);
-  };
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) die("prctl(PR_SET_PDEATHSIG)");
+[[noreturn]] void DieInChild(const char* what) {
+  char buf[256];
+  int n = snprintf(buf, sizeof buf, "sfmpi: clone %d: %s: %s\n", getpid(), what, strerror(errno));
+  if (n > 0) (void)!write(2, buf, static_cast<size_t>(n));
+  _exit(70);
+}
+
+// The child's first act: it dies with its parent, also if the parent is already gone.
+void ChildTiedToParent(pid_t parent) {
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) DieInChild("prctl(PR_SET_PDEATHSIG)");
   if (getppid() != parent) _exit(70);  // the parent died before the flag was set
+}
+
+// The rest, once the start gate is open.
+void ChildAfterFork(uv_loop_t* loop, const std::vector<int>& close_fds, bool stdin_null) {
+  auto die = DieInChild;
   workers_absent = true;
+  forking_with_workers = false;  // our clones inherit concurrent OSR off, as we did
   for (int fd : close_fds) close(fd);
   if (stdin_null && OpenDevNullOnStdin() != 0) die("stdin to /dev/null");
   int rc = uv_loop_fork(loop);
@@ -185,12 +192,17 @@ void ChildAfterFork(uv_loop_t* loop, pid_t parent, const std::vector<int>& close
     errno = -rc;
     die("uv_loop_fork");
   }
-  // A hot loop is optimized by on-stack replacement, compiled on a worker thread when concurrent:
-  // in a clone without workers it would run unoptimized for good (10x slower here). Compiled on
-  // the main thread it takes a few ms. Other hot functions stay in baseline code, since V8 queues
-  // their optimization for workers whatever the flags say once the isolate runs; the launchers'
-  // --single-threaded avoids both.
-  if (forking_with_workers) v8::V8::SetFlagsFromString("--no-concurrent-osr");
+}
+
+// A hot loop is optimized by on-stack replacement, compiled on a worker thread when concurrent:
+// in a clone without workers it would run unoptimized for good (10x slower here). Compiled on
+// the main thread it takes a few ms. Other hot functions stay in baseline code, since V8 queues
+// their optimization for workers whatever the flags say once the isolate runs; the launchers'
+// --single-threaded avoids both. The origin turns the flag off for the instant of its forks and
+// back on after them, so the clones inherit it off: set in each clone instead, the flag
+// machinery's page faults cost each of them 0.15 ms before its first JavaScript step.
+void SetConcurrentOsr(bool on) {
+  if (forking_with_workers) v8::V8::SetFlagsFromString(on ? "--concurrent-osr" : "--no-concurrent-osr");
 }
 
 // The start gate: clones wait on it until the origin has forked them all, so that on a machine
@@ -299,30 +311,42 @@ Napi::Value ForkClones(const Napi::CallbackInfo& info) {
   }
   fflush(nullptr);  // C stdio of addons: print once, not once per clone
 
+  // What forkClones returns in a clone, made here with the shape it will have: in the clone only
+  // two existing fields change, where building the object there (new strings, a new hidden
+  // class, both on pages the clone must first copy) cost each clone 0.2 ms.
+  Napi::String k_id = Napi::String::New(env, "id"), k_fd = Napi::String::New(env, "fd");
+  Napi::Object child_out = Napi::Object::New(env);
+  child_out.Set(k_id, 0);
+  child_out.Set(k_fd, -1);
+  child_out.Set("pids", Napi::Array::New(env));
+  child_out.Set("fds", Napi::Array::New(env));
+  SetConcurrentOsr(false);
+
   pid_t self = getpid();
   std::vector<pid_t> pids;
   std::vector<double> ms;
   for (int i = 0; i < count; i++) {
     pid_t pid = fork();
     if (pid == 0) {
+      // Straight to the gate: work done here would take the core the origin forks on (on 2
+      // cores, 8 clones' start-up doubled the fork loop's 4 ms).
+      ChildTiedToParent(self);
+      WaitAtGate(start_gate);
+      munmap(page, sizeof(StartGate));
       // Keep only our own end of our own channel.
       std::vector<int> others = close_in_child;
       for (int j = 0; j < count; j++) {
         others.push_back(parent_ends[j]);
         if (j != i) others.push_back(child_ends[j]);
       }
-      ChildAfterFork(loop, self, others, stdin_null);
-      WaitAtGate(start_gate);
-      munmap(page, sizeof(StartGate));
-      Napi::Object out = Napi::Object::New(env);
-      out.Set("id", i + 1);
-      out.Set("fd", child_ends[i]);
-      out.Set("pids", Napi::Array::New(env));
-      out.Set("fds", Napi::Array::New(env));
-      return out;
+      ChildAfterFork(loop, others, stdin_null);
+      child_out.Set(k_id, i + 1);
+      child_out.Set(k_fd, child_ends[i]);
+      return child_out;
     }
     if (pid < 0) {
       int err = errno;
+      SetConcurrentOsr(true);
       Release(gate);
       munmap(page, sizeof(StartGate));
       // Clones already forked are killed: a partial ticket is no ticket.
@@ -340,6 +364,7 @@ Napi::Value ForkClones(const Napi::CallbackInfo& info) {
     pids.push_back(pid);
     ms.push_back(NowMs() - t0);
   }
+  SetConcurrentOsr(true);
   Release(gate);
   gate_page = start_gate;
   for (int fd : child_ends) close(fd);
