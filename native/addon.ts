@@ -46,6 +46,8 @@ export interface NativeAddon {
   ): ForkResult;
   /** Lets the clones of the last forkClones run (they wait until the origin has forked all). */
   releaseClones(): void;
+  /** In a fresh clone, once its own start is done: waits until the origin has forked all. */
+  passStartGate(): void;
   CloneWatch: new (pid: number, channelFd: number) => NativeCloneWatch;
   installExitKeeper(onEmpty: () => void, onExit: () => void): void;
   exitNow(code: number): never;

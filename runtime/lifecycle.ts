@@ -63,59 +63,65 @@ function runExitListeners(emit: typeof process.emit, code: number): void {
 
 /**
  * Makes this freshly forked process a clone: called in the child right after the fork, before
- * anything else runs. Nested clones inherit the hooks of the clone they came from.
+ * anything else runs, and waits at the start gate once done (native/addon/fork.cc). Nested
+ * clones inherit the hooks of the clone they came from.
  *
  * Only clones run it, so V8 would compile it lazily in every clone, each time anew (0.4 ms of a
  * clone's 1.7 ms start): the parentheses are V8's hint to compile it with the module, in the
  * origin, and clones inherit the bytecode (kept: see clone.ts on bytecode flushing).
  */
 export const becomeClone = (function becomeClone(id: number, channelFd: number, state: unknown): void {
-  self.id = id;
-  self.channelFd = channelFd;
-  self.state = state;
-  self.reported = false;
-  fatal = null;
-  leaving = false;
-  // Node reads the pid once at start-up; a clone is another process.
-  Object.defineProperty(process, 'pid', { value: native.getpid(), configurable: true, enumerable: true, writable: false });
-  if (installed) return;
-  installed = true;
+  try {
+    self.id = id;
+    self.channelFd = channelFd;
+    self.state = state;
+    self.reported = false;
+    fatal = null;
+    leaving = false;
+    // Node reads the pid once at start-up; a clone is another process.
+    Object.defineProperty(process, 'pid', { value: native.getpid(), configurable: true, enumerable: true, writable: false });
+    if (installed) return;
+    installed = true;
 
-  const emit = process.emit;
-  const exitCode = (fallback: number) => {
-    const c = process.exitCode;
-    return typeof c === 'number' ? c : c === undefined || c === null ? fallback : Number(c) || fallback;
-  };
-  // Every 'exit' emission in a clone is its last act: Node's process.exit() and its fatal
-  // exception handler both emit 'exit' before calling into the C++ exit path we must avoid.
-  process.emit = function (this: NodeJS.Process, event: string | symbol, ...args: unknown[]): boolean {
-    if (event === 'uncaughtException') {
-      const handled = (emit as (...a: unknown[]) => boolean).call(this, event, ...args);
-      if (!handled) fatal = { error: args[0] };
-      return handled;
-    }
-    if (event === 'exit') {
-      if (leaving) return false;
-      leaving = true;
-      const code = typeof args[0] === 'number' ? args[0] : exitCode(0);
-      runExitListeners(emit, code);
-      leave(fatal ? (exitCode(1) || 1) : exitCode(code));
-    }
-    return (emit as (...a: unknown[]) => boolean).call(this, event, ...args);
-  } as typeof process.emit;
-  // process.exit() called from inside an 'exit' listener skips the emit and lands here.
-  (process as unknown as { reallyExit: (code: number) => void }).reallyExit = (code: number) => {
-    leave(fatal ? (exitCode(1) || 1) : code);
-  };
+    const emit = process.emit;
+    const exitCode = (fallback: number) => {
+      const c = process.exitCode;
+      return typeof c === 'number' ? c : c === undefined || c === null ? fallback : Number(c) || fallback;
+    };
+    // Every 'exit' emission in a clone is its last act: Node's process.exit() and its fatal
+    // exception handler both emit 'exit' before calling into the C++ exit path we must avoid.
+    process.emit = function (this: NodeJS.Process, event: string | symbol, ...args: unknown[]): boolean {
+      if (event === 'uncaughtException') {
+        const handled = (emit as (...a: unknown[]) => boolean).call(this, event, ...args);
+        if (!handled) fatal = { error: args[0] };
+        return handled;
+      }
+      if (event === 'exit') {
+        if (leaving) return false;
+        leaving = true;
+        const code = typeof args[0] === 'number' ? args[0] : exitCode(0);
+        runExitListeners(emit, code);
+        leave(fatal ? (exitCode(1) || 1) : exitCode(code));
+      }
+      return (emit as (...a: unknown[]) => boolean).call(this, event, ...args);
+    } as typeof process.emit;
+    // process.exit() called from inside an 'exit' listener skips the emit and lands here.
+    (process as unknown as { reallyExit: (code: number) => void }).reallyExit = (code: number) => {
+      leave(fatal ? (exitCode(1) || 1) : code);
+    };
 
-  native.installExitKeeper(
-    () => {
-      (emit as (...a: unknown[]) => boolean).call(process, 'beforeExit', exitCode(0));
-    },
-    () => {
-      process.emit('exit', exitCode(0));
-    },
-  );
+    native.installExitKeeper(
+      () => {
+        (emit as (...a: unknown[]) => boolean).call(process, 'beforeExit', exitCode(0));
+      },
+      () => {
+        process.emit('exit', exitCode(0));
+      },
+    );
+  } finally {
+    // The clone's start is done: what the program does next waits until every clone is forked.
+    native.passStartGate();
+  }
 });
 
 /** exit(value) in a clone: hands the value to the parent and leaves with code 0. */

@@ -293,6 +293,7 @@ static Napi::Value DescribeExit(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("forkClones", Napi::Function::New(env, ForkClones, "forkClones"));
   exports.Set("releaseClones", Napi::Function::New(env, ReleaseClones, "releaseClones"));
+  exports.Set("passStartGate", Napi::Function::New(env, PassStartGate, "passStartGate"));
   exports.Set("dieWithParent", Napi::Function::New(env, DieWithParent, "dieWithParent"));
   exports.Set("getpid", Napi::Function::New(env, GetPid, "getpid"));
   exports.Set("dup2", Napi::Function::New(env, Dup2, "dup2"));

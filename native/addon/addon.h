@@ -26,6 +26,7 @@ Napi::Value ThrowErrno(Napi::Env env, const std::string& what);
 
 Napi::Value ForkClones(const Napi::CallbackInfo& info);
 Napi::Value ReleaseClones(const Napi::CallbackInfo& info);
+Napi::Value PassStartGate(const Napi::CallbackInfo& info);
 Napi::Object InitCloneWatch(Napi::Env env, Napi::Object exports);
 Napi::Object InitMemory(Napi::Env env, Napi::Object exports);
 Napi::Object InitExit(Napi::Env env, Napi::Object exports);

@@ -180,7 +180,7 @@ void ChildTiedToParent(pid_t parent) {
   if (getppid() != parent) _exit(70);  // the parent died before the flag was set
 }
 
-// The rest, once the start gate is open.
+// The rest of a child's start in native code, before the start gate.
 void ChildAfterFork(uv_loop_t* loop, const std::vector<int>& close_fds, bool stdin_null) {
   auto die = DieInChild;
   workers_absent = true;
@@ -206,12 +206,16 @@ void SetConcurrentOsr(bool on) {
 }
 
 // The start gate: clones wait on it until the origin has forked them all, so that on a machine
-// with fewer cores than clones the origin is not starved by its own clones while forking.
+// with fewer cores than clones the origin is not starved by its own clones while forking. A
+// clone waits there only once its own start is done, native and JavaScript (passStartGate, at
+// the end of becomeClone): that start, about 1 ms of CPU, then runs on another core while the
+// origin forks the next clones, and what the program does next waits for the gate.
 struct StartGate {
   uint32_t open;
 };
 
-StartGate* gate_page = nullptr;  // the origin's mapping of the gate of the last forkClones
+StartGate* gate_page = nullptr;     // the origin's mapping of the gate of the last forkClones
+StartGate* gate_ahead = nullptr;    // a clone's mapping of the gate it has yet to pass
 
 void WaitAtGate(StartGate* g) {
   // Bounded: if the origin never opens the gate (it died), PDEATHSIG ends us anyway.
@@ -225,7 +229,21 @@ void OpenGate(StartGate* g) {
   syscall(SYS_futex, &g->open, FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
 }
 
+void PassGate() {
+  if (gate_ahead == nullptr) return;
+  WaitAtGate(gate_ahead);
+  munmap(gate_ahead, sizeof(StartGate));
+  gate_ahead = nullptr;
+}
+
 }  // namespace
+
+// passStartGate(): in a clone, waits until its origin has forked every clone of the ticket.
+// Idempotent; nothing to wait for in a process that is no fresh clone.
+Napi::Value PassStartGate(const Napi::CallbackInfo& info) {
+  PassGate();
+  return info.Env().Undefined();
+}
 
 // releaseClones(): opens the start gate of the last forkClones (in the origin, once it has
 // recorded its clones). Idempotent.
@@ -263,6 +281,7 @@ Napi::Value ForkClones(const Napi::CallbackInfo& info) {
       park_timeout_ms = opts.Get("parkTimeoutMs").As<Napi::Number>().Int32Value();
   }
 
+  PassGate();  // a clone that forks before it passed its own gate (not through becomeClone)
   uv_loop_t* loop = nullptr;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr)
     return ThrowError(env, "fork: cannot get the libuv event loop");
@@ -328,18 +347,15 @@ Napi::Value ForkClones(const Napi::CallbackInfo& info) {
   for (int i = 0; i < count; i++) {
     pid_t pid = fork();
     if (pid == 0) {
-      // Straight to the gate: work done here would take the core the origin forks on (on 2
-      // cores, 8 clones' start-up doubled the fork loop's 4 ms).
-      ChildTiedToParent(self);
-      WaitAtGate(start_gate);
-      munmap(page, sizeof(StartGate));
       // Keep only our own end of our own channel.
+      ChildTiedToParent(self);
       std::vector<int> others = close_in_child;
       for (int j = 0; j < count; j++) {
         others.push_back(parent_ends[j]);
         if (j != i) others.push_back(child_ends[j]);
       }
       ChildAfterFork(loop, others, stdin_null);
+      gate_ahead = start_gate;
       child_out.Set(k_id, i + 1);
       child_out.Set(k_fd, child_ends[i]);
       return child_out;
