@@ -114,7 +114,7 @@ static int sf__put(sf__link *l, const sf__frame *f, const void *p1, size_t n1, c
 }
 
 int sf__put_ctl(sf_job *job, sf__link *l, uint8_t type, uint32_t aux, const void *payload, size_t n) {
-  sf__out *o;
+  sf__ctl_out *o;
   if (l->outq_head == NULL) {
     sf__frame f;
     int rc;
@@ -126,7 +126,7 @@ int sf__put_ctl(sf_job *job, sf__link *l, uint8_t type, uint32_t aux, const void
   if (o == NULL) return sf__err(SF_ENOMEM, "out of memory queueing a control frame");
   sf__frame_init(&o->f, job, l->peer, type, 0, 0, (uint32_t)n, 0, aux);
   if (n) memcpy(o->p, payload, n);
-  sf__outq_append(job, l, o);
+  sf__outq_append(job, l, &o->o);
   return 0;
 }
 
@@ -135,7 +135,10 @@ static int sf__push_item(sf_job *job, sf__link *l, sf__out *o) {
   struct sf_req *s = o->req;
   sf__frame f;
   int rc;
-  if (s == NULL) return sf__put(l, &o->f, o->p, o->f.len, NULL, 0);
+  if (s == NULL) {
+    const sf__ctl_out *c = (const sf__ctl_out *)o;
+    return sf__put(l, &c->f, c->p, c->f.len, NULL, 0);
+  }
   if (s->phase == SF__P_QUEUED) {
     uint32_t claim = 0, gen = 0;
     /* Up to the eager limit a message stays buffered: by rendezvous only with a claim that

@@ -52,7 +52,7 @@ sfm_req *sfm_req_get(MPI_Request r) {
 }
 
 void sfm_req_drop(MPI_Request r) {
-  memset(&sfm.reqs[r], 0, sizeof sfm.reqs[r]);
+  sfm.reqs[r].used = 0; /* sfm_req_new clears the entry when it hands it out again */
   if (r < sfm_req_hint) sfm_req_hint = r;
 }
 
@@ -154,9 +154,13 @@ int sfm_wait1(MPI_Request *request, MPI_Status *status, const char *fn, int *req
       if (code != MPI_SUCCESS) return code;
     }
   } else if (rq->req) {
-    sf_job_set_label(sfm.job, fn);
-    rc = sf_wait(sfm.job, rq->req, &st);
-    sf_job_set_label(sfm.job, NULL);
+    if (sf_req_done(rq->req)) { /* the common case of a Waitall: no wait, no label */
+      rc = sf_wait(sfm.job, rq->req, &st);
+    } else {
+      sf_job_set_label(sfm.job, fn);
+      rc = sf_wait(sfm.job, rq->req, &st);
+      sf_job_set_label(sfm.job, NULL);
+    }
     if (rc < 0 && rc != SF_ETRUNCATE) return sfm_dp_code(fn, rc);
     sf_req_free(sfm.job, rq->req);
     rq->req = NULL;
