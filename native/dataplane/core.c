@@ -142,10 +142,16 @@ static int sf__push_item(sf_job *job, sf__link *l, sf__out *o) {
   if (s->phase == SF__P_QUEUED) {
     uint32_t claim = 0, gen = 0;
     /* Up to the eager limit a message stays buffered: by rendezvous only with a claim that
-     * lets us take it back (frame.h), eagerly when none is free. */
-    if (!s->sync && s->len > l->eager_limit && s->len <= job->eager_limit && l->ops->claim_arm)
+     * lets us take it back (frame.h), eagerly when none is free. Behind a rendezvous still
+     * waiting for its receiver, a message up to pipe_eager goes eagerly too: a stream of them
+     * then moves at the rate of copies through the ring, where each rendezvous would add a
+     * round trip and a process_vm_readv (a window of 8 KiB messages: 0.8x MPICH's bandwidth,
+     * 1.1x eagerly), while a lone message (a ping-pong) keeps the single copy. */
+    if (!s->sync && s->len > l->eager_limit && s->len <= job->eager_limit && l->ops->claim_arm &&
+        !(s->len <= job->pipe_eager && l->rdv_waiting > 0))
       claim = l->ops->claim_arm(l, &gen);
-    if (!s->sync && (s->len <= l->eager_limit || (s->len <= job->eager_limit && claim == 0 && l->ops->claim_arm))) {
+    if (!s->sync && (s->len <= l->eager_limit || (s->len <= job->eager_limit && claim == 0 && l->ops->claim_arm) ||
+                     (s->len <= job->pipe_eager && l->rdv_waiting > 0))) {
       sf__frame_init(&f, job, s->dst, SF__F_EAGER, s->ctx, s->tag, (uint32_t)s->len, s->dtype, 0);
       rc = sf__put(l, &f, s->sbuf, s->len, NULL, 0);
       if (rc <= 0) return rc;
@@ -168,6 +174,7 @@ static int sf__push_item(sf_job *job, sf__link *l, sf__out *o) {
       s->phase = SF__P_WAITFIN;
       s->next = job->waitfin;
       job->waitfin = s;
+      l->rdv_waiting++;
       return 1;
     }
   }
@@ -306,6 +313,7 @@ static void sf__claims_age(sf_job *job) {
       continue;
     }
     *p = s->next;
+    l->rdv_waiting--;
     s->phase = SF__P_CONV;
     s->out.req = s;
     sf__outq_append(job, l, &s->out);
@@ -469,6 +477,7 @@ int sf__deliver(sf_job *job, sf__link *l, const sf__frame *f, const sf__payload 
   case SF__F_FIN: {
     struct sf_req *s = sf__list_take(&job->waitfin, f->aux, 0);
     if (s == NULL) return sf__link_proto(l, "FIN for an unknown send", f->aux);
+    l->rdv_waiting--;
     sf__claim_done(job, l, s);
     sf__complete(job, s, 0);
     return 0;
@@ -479,6 +488,7 @@ int sf__deliver(sf_job *job, sf__link *l, const sf__frame *f, const sf__payload 
     sf__payload_copy(p, 0, &rid, 4);
     s = sf__list_take(&job->waitfin, f->aux, 0);
     if (s == NULL) return sf__link_proto(l, "CTS for an unknown send", f->aux);
+    l->rdv_waiting--;
     sf__claim_done(job, l, s);
     /* The peer streams instead of reading us directly (it may not, or not this size): from
      * now on, messages it would have read go eagerly, which is then one round trip less. */

@@ -191,6 +191,7 @@ struct sf_job {
   int spin_us;
   int cma;
   size_t cma_min;
+  size_t pipe_eager; /* behind a waiting rendezvous, messages up to this go eagerly (core.c) */
 
   /* Waiting and messages. */
   const char *label;

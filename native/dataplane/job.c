@@ -132,6 +132,13 @@ int sf_job_create(sf_job **out, const sf_job_options *opts) {
     long m = sf__env_long("SFMPI_CMA_MIN_BYTES", 4L << 10);
     job->cma_min = m < 0 ? 0 : (size_t)m;
   }
+  {
+    /* Measured beside MPICH (OSU bandwidth, windows of 64): eager behind a waiting rendezvous
+     * took 8 KiB from 0.82x to 1.26x MPICH, but 16 KiB from 1.89x down to 1.49x (two copies
+     * through the ring lose to one process_vm_readv there), so only up to 8 KiB. */
+    long m = sf__env_long("SFMPI_PIPE_EAGER_BYTES", 8L << 10);
+    job->pipe_eager = m < 0 ? 0 : (size_t)m;
+  }
 
   /* Eventfds of every local rank, made before the fork so that every local rank can ring every
    * other when it sleeps in epoll (SF__SLEEP_EVENT). */

@@ -109,6 +109,7 @@ struct sf__link {
   char why[200];       /* DOWN: "was killed by signal 9 (SIGKILL)", "closed its connection" */
   int wstatus;         /* DOWN by death on this host: wait(2) status when known, else -1 */
   int ready;           /* the wait set saw its socket readable (links with an fd) */
+  int rdv_waiting;     /* sends to this peer whose RTS waits for FIN or CTS (core.c) */
   sf__out *outq_head, *outq_tail;
 };
 
