@@ -21,6 +21,35 @@
 
 static int sfm_req_hint = 1;
 
+/* An entry as new and in use. Field by field, not memset: a constant-size memset compiles to
+ * rep stos, whose stores the fields read right after wait for (a third of MPI_Isend's samples in
+ * a window of small messages). A field added to sfm_req is cleared here too. */
+static inline void sfm_req_clear(sfm_req *rq) {
+  static const MPI_Status st0;
+  rq->used = 1;
+  rq->kind = 0;
+  rq->req = NULL;
+  rq->comm = 0;
+  rq->tmp = NULL;
+  rq->ubuf = NULL;
+  rq->ucount = 0;
+  rq->utype = MPI_DATATYPE_NULL;
+  rq->bsend_bytes = 0;
+  rq->status = st0;
+  rq->err = 0;
+  rq->cancelled = 0;
+  rq->persist = 0;
+  rq->active = 0;
+  rq->mode = 0;
+  rq->pbuf = NULL;
+  rq->pcount = 0;
+  rq->ppeer = 0;
+  rq->ptag = 0;
+  rq->ptype = MPI_DATATYPE_NULL;
+  rq->obj = NULL;
+  rq->ops = NULL;
+}
+
 int sfm_req_new(MPI_Request *out, sfm_req **rq) {
   int i;
   for (i = sfm_req_hint; i < sfm.nreqs; i++)
@@ -38,8 +67,7 @@ int sfm_req_new(MPI_Request *out, sfm_req **rq) {
       sfm.nreqs = nn;
     }
   }
-  memset(&sfm.reqs[i], 0, sizeof sfm.reqs[i]);
-  sfm.reqs[i].used = 1;
+  sfm_req_clear(&sfm.reqs[i]);
   sfm_req_hint = i + 1;
   *out = i;
   *rq = &sfm.reqs[i];
