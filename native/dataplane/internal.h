@@ -65,6 +65,11 @@ typedef struct sf__ctl {
   uint64_t ring_off;
   uint64_t region_bytes;
   uint64_t coll_off;
+  /* 1: a rank that announces sleep also runs membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) before
+   * it re-checks, so a rank of this host that registered for it (sf_job.asym) publishes a frame
+   * and reads the peer's sleeping word with no fence between (wait.c). Set by the region's
+   * creator, the same for every rank of the host. */
+  uint32_t asym;
   /* The host's copy of the job's abort word (ABORT frames carry it to other hosts). */
   _Atomic int32_t abort_rank; /* world rank; -1: not aborted */
   _Atomic int32_t abort_code;
@@ -178,6 +183,7 @@ struct sf_job {
   int nremote;     /* TCP links */
   int epfd;        /* epoll set of this process: its eventfd + TCP sockets; -1 until needed */
   int armed;       /* sf_job_arm_wakeup: peers ring the eventfd even while this rank runs */
+  int asym;        /* registered for ctl->asym: wake checks need no fence (sf__wake_fence) */
 
   /* Options. */
   size_t eager_limit;
@@ -185,6 +191,7 @@ struct sf_job {
   int spin_us;
   int cma;
   size_t cma_min;
+  size_t pipe_eager; /* behind a waiting rendezvous, messages up to this go eagerly (core.c) */
 
   /* Waiting and messages. */
   const char *label;
@@ -221,6 +228,20 @@ static inline int sf__is_local(const sf_job *job, int world) { return job->host_
 
 /* Wakes local rank `local` if it sleeps / a rank of this host by its world rank (wait.c). */
 void sf__wake_local(sf_job *job, int local);
+/* Between publishing something a sleeper re-checks and reading its sleeping word: a full fence,
+ * unless sleepers of this host run membarrier after announcing sleep (ctl->asym) and this
+ * process registered for it. Then the compiler barrier suffices: a store-buffer drain on every
+ * frame was most of a small send's cost (it waits for the ring line's ownership). */
+static inline void sf__wake_fence(const sf_job *job) {
+  if (job->asym)
+    atomic_signal_fence(memory_order_seq_cst);
+  else
+    atomic_thread_fence(memory_order_seq_cst);
+}
+/* Whether membarrier's GLOBAL_EXPEDITED is usable here (creator: ctl->asym; SFMPI_MEMBARRIER=0
+ * turns it off) / registers this process for it (attach: job->asym) (wait.c). */
+int sf__asym_available(void);
+int sf__asym_register(void);
 void sf__wake(sf_job *job, int rank);
 /* Records an abort (from this rank, or an ABORT frame): first one wins; wakes local ranks. */
 void sf__note_abort(sf_job *job, int rank, int code, const char *cause);

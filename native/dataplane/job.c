@@ -132,6 +132,13 @@ int sf_job_create(sf_job **out, const sf_job_options *opts) {
     long m = sf__env_long("SFMPI_CMA_MIN_BYTES", 4L << 10);
     job->cma_min = m < 0 ? 0 : (size_t)m;
   }
+  {
+    /* Measured beside MPICH (OSU bandwidth, windows of 64): eager behind a waiting rendezvous
+     * took 8 KiB from 0.82x to 1.26x MPICH, but 16 KiB from 1.89x down to 1.49x (two copies
+     * through the ring lose to one process_vm_readv there), so only up to 8 KiB. */
+    long m = sf__env_long("SFMPI_PIPE_EAGER_BYTES", 8L << 10);
+    job->pipe_eager = m < 0 ? 0 : (size_t)m;
+  }
 
   /* Eventfds of every local rank, made before the fork so that every local rank can ring every
    * other when it sleeps in epoll (SF__SLEEP_EVENT). */
@@ -172,6 +179,10 @@ int sf_job_create(sf_job **out, const sf_job_options *opts) {
   job->ctl->ring_off = ctl_bytes;
   job->ctl->coll_off = coll_off;
   job->ctl->region_bytes = total;
+  /* Only while every rank has a core: its waits then spin long and rarely sleep, so the
+   * sleeper's membarrier (2-4 us here, IPIs to the running peers) is rare, and every frame saves
+   * its fence. Ranks that outnumber the cores sleep at almost every wait: they keep the fence. */
+  job->ctl->asym = (long)n <= ncpu && sf__asym_available();
   atomic_store(&job->ctl->abort_rank, -1);
   for (size_t i = 0; i < n; i++) atomic_store(&job->ctl->slots[i].wstatus, -1);
   job->ctl->slots[0].pid = (int32_t)getpid();
@@ -208,6 +219,9 @@ int sf_job_attach(sf_job *job, int rank) {
     return sf__err(SF_EPROTO, "sf_job_attach: bad region magic/version");
   job->rank = rank;
   job->me = job->local_of[rank];
+  /* Registered, this process's frames skip the fence before the wake check; unregistered (the
+   * call failed), it keeps the fence, which pairs with the sleepers' barrier as well. */
+  job->asym = job->ctl->asym && sf__asym_register();
   for (int l = 0; l < job->nlocal; l++) {
     int w = job->local_world[l];
     job->links[w] = sf__shm_link_new(job, w);

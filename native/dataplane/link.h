@@ -82,13 +82,19 @@ typedef struct sf__link_ops {
 } sf__link_ops;
 
 /* An outgoing item waiting for room on a link: a send request (req != NULL: its frames are
- * made from the request), or a control frame with its small payload. */
+ * made from the request), or a control frame (req == NULL: the node is the head of an
+ * sf__ctl_out). Every send request holds a node, so it is two words, not a frame buffer. */
 typedef struct sf__out {
   struct sf__out *next;
   struct sf_req *req;
+} sf__out;
+
+/* A queued control frame with its small payload (allocated; freed once written). */
+typedef struct sf__ctl_out {
+  sf__out o; /* first: the queue holds &o */
   sf__frame f;
   unsigned char p[4 + SF__ABORT_CAUSE_MAX]; /* control payload (CTS id, ABORT code + cause) */
-} sf__out;
+} sf__ctl_out;
 
 struct sf__link {
   const sf__link_ops *ops;
@@ -103,6 +109,7 @@ struct sf__link {
   char why[200];       /* DOWN: "was killed by signal 9 (SIGKILL)", "closed its connection" */
   int wstatus;         /* DOWN by death on this host: wait(2) status when known, else -1 */
   int ready;           /* the wait set saw its socket readable (links with an fd) */
+  int rdv_waiting;     /* sends to this peer whose RTS waits for FIN or CTS (core.c) */
   sf__out *outq_head, *outq_tail;
 };
 

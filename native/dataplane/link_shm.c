@@ -115,8 +115,9 @@ static int shm_put(sf__link *base, const sf__frame *f, const void *p1, size_t n1
   atomic_store_explicit(sf__word(s->out_data, cap, head), word, memory_order_release);
   s->out_head = next;
   atomic_store_explicit(&s->out->head, next, memory_order_relaxed); /* for inspection only */
-  /* Pairs with the receiver's fence between announcing sleep and re-checking its links. */
-  atomic_thread_fence(memory_order_seq_cst);
+  /* Pairs with the receiver's fence (or membarrier) between announcing sleep and re-checking
+   * its links. */
+  sf__wake_fence(job);
   if (atomic_load_explicit(&sf__slot_of(job, s->peer_local)->sleeping, memory_order_relaxed)) sf__wake_local(job, s->peer_local);
   {
     uint64_t upto = next + SF__ZERO_AHEAD, limit = s->out_tail_cache + cap - SF__FRAME_ALIGN;
@@ -160,7 +161,7 @@ static int shm_poll(sf__link *base) {
   }
   if (any) {
     /* The producer may wait for room: ring it if it sleeps. */
-    atomic_thread_fence(memory_order_seq_cst);
+    sf__wake_fence(job);
     if (atomic_load_explicit(&sf__slot_of(job, s->peer_local)->sleeping, memory_order_relaxed)) sf__wake_local(job, s->peer_local);
   }
   return rc < 0 ? rc : 0;

@@ -18,12 +18,14 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 
 #define SF__EV_SELF UINT64_MAX /* epoll data of this rank's own eventfd */
 
@@ -51,6 +53,33 @@ void sf__wake_local(sf_job *job, int local) {
   atomic_fetch_add(&s->bell, 1);
   /* Cannot fail on a valid shared word; a waiter that missed it wakes at its next tick. */
   sf__futex(&s->bell, FUTEX_WAKE, INT_MAX, NULL);
+}
+
+/* ---- membarrier: the sleeper's side of the wake-up handshake -------------------------------- */
+
+#ifndef SYS_membarrier
+#define SYS_membarrier 324
+#endif
+
+static long sf__membarrier(int cmd) { return syscall(SYS_membarrier, cmd, 0, 0); }
+
+int sf__asym_available(void) {
+  const char *v = getenv("SFMPI_MEMBARRIER");
+  long q;
+  if (v && strcmp(v, "0") == 0) return 0;
+  q = sf__membarrier(MEMBARRIER_CMD_QUERY);
+  return q > 0 && (q & MEMBARRIER_CMD_GLOBAL_EXPEDITED) && (q & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED);
+}
+
+int sf__asym_register(void) { return sf__membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0; }
+
+/* After announcing sleep and fencing: every registered producer of this host has now run a full
+ * barrier (or was switched out, which is one), so a frame it published before reading our
+ * sleeping word as 0 is visible to our re-check. 0, or -1 when the call failed: the caller
+ * then sleeps only briefly, since a producer may have skipped our doorbell. */
+static int sf__sleep_barrier(sf_job *job) {
+  if (!job->ctl->asym) return 0;
+  return sf__membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0 ? 0 : -1;
 }
 
 void sf__wake(sf_job *job, int rank) {
@@ -123,8 +152,12 @@ int sf_job_wakeup_fd(sf_job *job) {
 
 void sf_job_arm_wakeup(sf_job *job, int on) {
   if (job == NULL || job->me < 0) return;
+  int was = job->armed;
   job->armed = on ? 1 : 0;
   atomic_store(&sf__slot_of(job, job->me)->sleeping, on ? SF__SLEEP_EVENT : SF__AWAKE);
+  /* Armed, this rank may sleep in its event loop: the announcement must reach producers that
+   * skip the fence (sf__wake_fence) before the loop re-checks the links. */
+  if (on && !was) (void)sf__sleep_barrier(job);
 }
 
 /* ---- health and timeouts -------------------------------------------------------------------- */
@@ -171,7 +204,7 @@ int sf__block(sf_job *job, sf__cond_fn cond, void *arg, const char *dflt_label) 
   sf__slot *me = sf__slot_of(job, job->me);
   double t0 = sf_now(), now, last_check, spin = job->spin_us * 1e-6;
   uint32_t awake;
-  int rc, i = 0;
+  int rc, i = 0, brief;
 
   for (;;) { /* spin */
     rc = sf_progress(job);
@@ -191,6 +224,7 @@ int sf__block(sf_job *job, sf__cond_fn cond, void *arg, const char *dflt_label) 
     if (event && job->epfd < 0 && (rc = sf__epoll_open(job)) < 0) return rc;
     atomic_store(&me->sleeping, event ? SF__SLEEP_EVENT : SF__SLEEP_FUTEX);
     atomic_thread_fence(memory_order_seq_cst);
+    brief = sf__sleep_barrier(job) < 0;
     if (!event) bell = atomic_load(&me->bell);
     rc = sf_progress(job);
     if (rc >= 0) rc = cond(job, arg);
@@ -199,11 +233,11 @@ int sf__block(sf_job *job, sf__cond_fn cond, void *arg, const char *dflt_label) 
       return rc < 0 ? rc : 0;
     }
     if (event) {
-      sf__events(job, job->nclaims ? 1 : SF_TICK_MS);
+      sf__events(job, job->nclaims || brief ? 1 : SF_TICK_MS);
     } else {
       struct timespec ts = {SF_TICK_MS / 1000, (long)(SF_TICK_MS % 1000) * 1000000L};
       /* A send that may be taken back (core.c) must not sleep through its moment. */
-      if (job->nclaims) ts.tv_sec = 0, ts.tv_nsec = 100000;
+      if (job->nclaims || brief) ts.tv_sec = 0, ts.tv_nsec = 100000;
       /* EAGAIN (rung meanwhile), ETIMEDOUT (the tick) and EINTR all mean: look again. */
       sf__futex(&me->bell, FUTEX_WAIT, bell, &ts);
     }

@@ -102,7 +102,9 @@ typedef struct sf_job_options {
                             on links that allow it (smaller ones eagerly, two copies through the
                             ring); 0 = SFMPI_CMA_MIN_BYTES env, else 4 KiB. Above eager_limit it
                             leaves rendezvous messages up to it to the pipelined ring copy (fast
-                            only while data stays in cache) */
+                            only while data stays in cache). While a rendezvous to a peer waits
+                            for its receiver, further messages to it up to SFMPI_PIPE_EAGER_BYTES
+                            (default 8 KiB) go eagerly: a stream is not held to a round trip each */
   const int *host_of;    /* host id of each world rank (size entries, ids 0..); NULL: one host */
   int host;              /* the host this region is for (its ranks share it) */
 } sf_job_options;

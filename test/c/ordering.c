@@ -43,6 +43,37 @@ int main(int argc, char **argv) {
     free(reqs);
   }
   MPI_Barrier(MPI_COMM_WORLD);
+  /* A burst around the shared-memory limits (600 B..8.2 KiB: eager, by rendezvous with a claim,
+   * eagerly behind a waiting rendezvous, by rendezvous again): in order and intact, whether the
+   * receives were posted before the burst (pass 0) or only after it (pass 1). Ranks 0 -> 1; the
+   * others only join the barriers. */
+  if (sft_size >= 2) {
+    enum { B = 64 };
+    static const int lens[4] = {150, 1100, 2048, 2049}; /* ints */
+    MPI_Request r[B];
+    int *msgs = malloc(sizeof(int) * 2049 * B);
+    for (int pass = 0; pass < 2; pass++) {
+      int posted_first = pass == 0;
+      for (int i = 0; i < B; i++)
+        for (int k = 0; k < 2049; k++) msgs[i * 2049 + k] = sft_rank == 0 ? i * 100000 + k : -1;
+      if (sft_rank == 1 && posted_first)
+        for (int i = 0; i < B; i++) CHECK_MPI(MPI_Irecv(&msgs[i * 2049], 2049, MPI_INT, 0, 7, MPI_COMM_WORLD, &r[i]));
+      if (sft_rank == 0)
+        for (int i = 0; i < B; i++) CHECK_MPI(MPI_Isend(&msgs[i * 2049], lens[i % 4], MPI_INT, 1, 7, MPI_COMM_WORLD, &r[i]));
+      MPI_Barrier(MPI_COMM_WORLD);
+      if (sft_rank == 1 && !posted_first)
+        for (int i = 0; i < B; i++) CHECK_MPI(MPI_Irecv(&msgs[i * 2049], 2049, MPI_INT, 0, 7, MPI_COMM_WORLD, &r[i]));
+      if (sft_rank < 2) CHECK_MPI(MPI_Waitall(B, r, MPI_STATUSES_IGNORE));
+      if (sft_rank == 1)
+        for (int i = 0; i < B; i++) {
+          int n = lens[i % 4], *m = &msgs[i * 2049];
+          CHECK(m[0] == i * 100000 && m[n / 2] == i * 100000 + n / 2 && m[n - 1] == i * 100000 + n - 1 && (n == 2049 || m[n] == -1),
+                "burst pass %d: message %d of %d ints arrived as [%d, %d, %d]", pass, i, n, m[0], m[n / 2], m[n - 1]);
+        }
+    }
+    free(msgs);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
   /* Tag filtering keeps order within a tag: receive all tag-1 messages first, then tag-0. */
   if (sft_size >= 2) {
     if (sft_rank == 0) {
