@@ -7,8 +7,8 @@
  * `ctx + 1` for collectives, so that a collective never matches a user's ANY_TAG receive.
  */
 import { MPIError, rangeError, typeError } from './errors.js';
-import { ctorOf, OBJECT_TYPE } from './datatype.js';
-import { decodeReceived, mpi, received, status as st } from './native.js';
+import { OBJECT_TYPE } from './datatype.js';
+import { decodeReceived, mpi, type Received, status as st } from './native.js';
 import { Op } from './op.js';
 import { Status } from './status.js';
 
@@ -115,13 +115,9 @@ export class CommCore {
     return s._set(st[0] < 0 ? st[0] : this.toLocal(st[0]), st[1], st[2], st[3] ?? fallbackType);
   }
 
-  /** The value of a blocking object receive: decoded, or a typed array for a buffer message. */
-  decode(got: Buffer | number | null): unknown {
+  /** The value of a blocking object receive: decoded, or (a typed message) the binding's typed array. */
+  decode(got: Received): unknown {
     if (got === null) return undefined; // PROC_NULL
-    if (st[3] === OBJECT_TYPE) return decodeReceived(got);
-    const bytes = received(got);
-    const C = ctorOf(st[3]);
-    if (typeof got === 'number') return new C(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + got) as ArrayBuffer, 0, got / C.BYTES_PER_ELEMENT); // out of the staging buffer
-    return new C(bytes.buffer, bytes.byteOffset, bytes.byteLength / C.BYTES_PER_ELEMENT);
+    return st[3] === OBJECT_TYPE ? decodeReceived(got) : got;
   }
 }

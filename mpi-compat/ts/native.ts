@@ -10,9 +10,13 @@
 import { isMainThread } from 'node:worker_threads';
 import { native as addon } from '../../native/addon.js';
 import { makeNativeError } from './errors.js';
+import type { TypedArray } from './datatype.js';
 import { decode } from './serialization.js';
 
 type Buf = ArrayBufferView | null;
+/** What a receive of any type and size gives: an object message's bytes (a number: that many bytes in
+ * `staging`), a typed message as a typed array of its type that owns its ArrayBuffer, null from PROC_NULL. */
+export type Received = Buffer | number | TypedArray | null;
 /** (ranks of the group in world numbering, or null for the world; my index; collective ctx) */
 type G = [Int32Array | null, number, number];
 
@@ -41,19 +45,22 @@ export interface NativeMPI {
   wtime(): number;
   send(buf: Buf, dtype: number, dst: number, ctx: number, tag: number, sync: number): void;
   recv(buf: Buf, dtype: number, src: number, ctx: number, tag: number): void;
-  /** A message of any type and size: its bytes (a number: that many bytes in `staging`), null from PROC_NULL. */
-  recvObject(src: number, ctx: number, tag: number): Buffer | number | null;
+  /** A message of any type and size (the status's dtype says which kind). */
+  recvObject(src: number, ctx: number, tag: number): Received;
   /** Where small received messages of blocking calls land. */
   setStaging(buffer: Buffer): void;
   iprobe(src: number, ctx: number, tag: number): boolean;
-  /** Sends `buf` and receives a message of any size and type at once; null for a receive from PROC_NULL. */
-  sendrecvObject(buf: Buf, dtype: number, dst: number, sendtag: number, src: number, recvtag: number, ctx: number): Buffer | number | null;
+  /** Sends `buf` and receives a message of any size and type at once. */
+  sendrecvObject(buf: Buf, dtype: number, dst: number, sendtag: number, src: number, recvtag: number, ctx: number): Received;
   probe(src: number, ctx: number, tag: number): boolean;
   isend(buf: Buf, dtype: number, dst: number, ctx: number, tag: number, sync: number): number;
   irecv(buf: Buf, dtype: number, src: number, ctx: number, tag: number): number;
   test(id: number): boolean;
   wait(id: number): void;
   waitAny(ids: Uint32Array): number;
+  /** An object receive's message once complete (never in `staging`), undefined for none. Typed as
+   * an object message's Buffer for topo.ts, whose receives get nothing else; a typed message
+   * (status dtype > 0) gives a typed array of its type instead (see Received). */
   result(id: number): Buffer | null | undefined;
   free(id: number): void;
   /** Settle `id` from the event loop: onSettled(id) is called once it completes. */
@@ -106,9 +113,10 @@ export function received(got: Buffer | number): Buffer {
   return typeof got === 'number' ? staging.subarray(0, got) : got;
 }
 
-/** The value of an object message a blocking call returned (see received), decoded in place. */
-export function decodeReceived(got: Buffer | number): unknown {
-  return typeof got === 'number' ? decode(staging, got) : decode(got);
+/** The value of a message a blocking call returned (see received): an object message decoded in
+ * place; a typed message is its own value. */
+export function decodeReceived(got: Exclude<Received, null>): unknown {
+  return typeof got === 'number' ? decode(staging, got) : got instanceof Buffer ? decode(got) : got;
 }
 
 /** Awaited requests register here; the binding calls back with their id once they complete. */

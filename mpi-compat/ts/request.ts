@@ -12,7 +12,7 @@ import { MPIError, makeNativeError } from './errors.js';
 import { mpi, settled, status as st } from './native.js';
 import { Status } from './status.js';
 import { decode } from './serialization.js';
-import { ctorOf, OBJECT_TYPE, refusedError, type TypedArray } from './datatype.js';
+import { OBJECT_TYPE, refusedError, type TypedArray } from './datatype.js';
 
 const HEALTH_MS = 25;
 
@@ -127,13 +127,9 @@ export class Request<T = unknown> implements PromiseLike<T> {
       } else if (st[4] !== 0) {
         this.#error = refusedError('irecv', st[4], source, st[1], st[2], st[3], this.#buf as TypedArray);
       } else if (this.#kind === ReqKind.RecvObject) {
-        const bytes = mpi.result(this.#id);
-        if (bytes === null || bytes === undefined) this.#value = undefined as T;
-        else if (st[3] === OBJECT_TYPE) this.#value = decode(bytes) as T;
-        else {
-          const C = ctorOf(st[3]);
-          this.#value = new C(bytes.buffer, bytes.byteOffset, bytes.byteLength / C.BYTES_PER_ELEMENT) as T;
-        }
+        const got = mpi.result(this.#id);
+        // A typed message is already a typed array of its type (the binding makes it).
+        this.#value = (got === null || got === undefined ? undefined : st[3] === OBJECT_TYPE ? decode(got) : got) as T;
       } else if (this.#kind === ReqKind.RecvBuffer) {
         this.#value = this.#buf as T;
       }

@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <v8.h>
+
 #include "../addon.h"
 #include "dtype.h"
 #include "state.h"
@@ -87,13 +89,7 @@ Napi::Value RecvObject(const Napi::CallbackInfo& info) {
   if (rc < 0) return ThrowRc(env, rc, "recv from " + From(src, tag));
   Napi::Value out = env.Undefined();
   if (FinishRecv(env, e, job, q, SF_ANY_DTYPE, src, tag, "recv")) {
-    if (sf_req_status(q)->source == SF_PROC_NULL) {
-      out = env.Null();
-    } else {
-      size_t n = 0;
-      uint8_t* data = static_cast<uint8_t*>(sf_req_take_buffer(q, &n));
-      out = WrapBlocking(env, data, n);
-    }
+    out = TakeReceived(env, q, true);
   }
   sf_req_free(job, q);
   return out;
@@ -122,13 +118,7 @@ Napi::Value SendrecvObject(const Napi::CallbackInfo& info) {
   }
   Napi::Value out = env.Undefined();
   if (FinishRecv(env, e, job, rq, SF_ANY_DTYPE, src, rtag, "sendrecv")) {
-    if (sf_req_status(rq)->source == SF_PROC_NULL) {
-      out = env.Null();
-    } else {
-      size_t n = 0;
-      uint8_t* data = static_cast<uint8_t*>(sf_req_take_buffer(rq, &n));
-      out = WrapBlocking(env, data, n);
-    }
+    out = TakeReceived(env, rq, true);
   }
   sf_req_free(job, rq);
   if (sq != nullptr) {
@@ -175,6 +165,42 @@ Napi::Value WrapReceived(Napi::Env env, uint8_t* data, size_t n) {
     return b;
   }
   return Napi::Buffer<uint8_t>::New(env, data, n, [](Napi::Env, uint8_t* p) { free(p); });
+}
+
+namespace {
+void FreeBacking(void* data, size_t, void*) { free(data); }
+}  // namespace
+
+// A typed message becomes a typed array over an ArrayBuffer that takes the data plane's buffer
+// over: no copy and no zero-filled allocation. At 1 KiB that costs the same as a fresh ArrayBuffer
+// and one copy (measured: the ArrayBuffer itself, about 0.5 us, is the floor); large messages save
+// the copy. Built with V8's own API because N-API's external ArrayBuffer adds a finalizer callback
+// per buffer that costs three times as much (measured for 1 KiB: 1.6-2.0 us against 0.5-0.9 us).
+// V8 calls the deleter when it frees the backing store, possibly on a GC thread (free() is
+// thread-safe).
+Napi::Value TakeReceived(Napi::Env env, sf_req* q, bool blocking) {
+  const sf_status* st = sf_req_status(q);
+  if (st->source == SF_PROC_NULL) return env.Null();
+  size_t n = 0;
+  uint8_t* data = static_cast<uint8_t*>(sf_req_take_buffer(q, &n));
+  int t = static_cast<int>(st->dtype);
+  if (t == kObjectType) return blocking ? WrapBlocking(env, data, n) : WrapReceived(env, data, n);
+  if (t >= kTypeCount || n % kTypes[t].size != 0) {
+    free(data);
+    return ThrowMPI(env, "ERR_TYPE", "received " + std::to_string(n) + " bytes from rank " + std::to_string(st->source) + " tag " +
+                                         std::to_string(st->tag) + " with datatype id " + std::to_string(t) +
+                                         (t >= kTypeCount ? ": no such datatype" : ": not a whole number of " + std::string(kTypes[t].name) + " elements"));
+  }
+  if (data == nullptr) data = static_cast<uint8_t*>(malloc(1));  // taken already (a second completion)
+  if (data == nullptr) return ThrowMPI(env, "ERR_NO_MEM", "out of memory receiving a message");
+  // napi_value is a v8::Local<v8::Value> in Node (v8impl::JsValueFromV8LocalValue).
+  v8::Local<v8::Value> ab = v8::ArrayBuffer::New(v8::Isolate::GetCurrent(), v8::ArrayBuffer::NewBackingStore(data, n, FreeBacking, nullptr));
+  static_assert(sizeof(napi_value) == sizeof(ab), "napi_value is a v8::Local");
+  napi_value abv, out;
+  memcpy(&abv, &ab, sizeof abv);
+  napi_status s = napi_create_typedarray(env, kTypes[t].napi, n / kTypes[t].size, abv, 0, &out);
+  if (s != napi_ok) return ThrowMPI(env, "ERR_INTERN", "napi_create_typedarray failed for a received " + std::string(kTypes[t].name) + " message");
+  return Napi::Value(env, out);
 }
 
 Napi::Value WrapBlocking(Napi::Env env, uint8_t* data, size_t n) {

@@ -113,9 +113,9 @@ bool Complete(Napi::Env env, Env* e, Request* r, int rc, const sf_status& st) {
   }
   SetRecvStatus(e, st, r->expect);
   if (r->kind == Request::kRecvObject && r->result.IsEmpty() && st.source != SF_PROC_NULL) {
-    size_t n = 0;
-    uint8_t* data = static_cast<uint8_t*>(sf_req_take_buffer(r->req, &n));
-    r->result = Napi::Persistent(WrapReceived(env, data, n));
+    Napi::Value v = TakeReceived(env, r->req, false);
+    if (env.IsExceptionPending()) return false;
+    r->result = Napi::Persistent(v);
   }
   r->keep.Reset();
   return true;

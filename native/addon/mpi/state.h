@@ -118,6 +118,12 @@ Napi::Value WrapReceived(Napi::Env env, uint8_t* data, size_t n);
 // number, and frees data), else as WrapReceived.
 Napi::Value WrapBlocking(Napi::Env env, uint8_t* data, size_t n);
 
+// The value of a completed receive of any type and size (sf_irecv_alloc): null from PROC_NULL; a
+// typed message as a typed array of its element type over its own ArrayBuffer; an object
+// message's encoded bytes as WrapBlocking (blocking calls) or WrapReceived. Throws (and returns
+// undefined) for a typed message that is no whole number of its elements.
+Napi::Value TakeReceived(Napi::Env env, sf_req* q, bool blocking);
+
 // Requests: drop everything (job destroyed).
 void DropRequests(Env* e);
 
