@@ -58,10 +58,10 @@ export interface NativeMPI {
   test(id: number): boolean;
   wait(id: number): void;
   waitAny(ids: Uint32Array): number;
-  /** An object receive's message once complete (never in `staging`), undefined for none. Typed as
-   * an object message's Buffer for topo.ts, whose receives get nothing else; a typed message
-   * (status dtype > 0) gives a typed array of its type instead (see Received). */
-  result(id: number): Buffer | null | undefined;
+  /** An object receive's message once complete (never in `staging`): an object message's Buffer,
+   * or for a typed message (status dtype > 0) a typed array of its type (see Received); null for
+   * PROC_NULL, undefined for none. */
+  result(id: number): Exclude<Received, number> | undefined;
   free(id: number): void;
   /** Settle `id` from the event loop: onSettled(id) is called once it completes. */
   awaitRequest(id: number): void;

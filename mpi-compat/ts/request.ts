@@ -129,7 +129,7 @@ export class Request<T = unknown> implements PromiseLike<T> {
       } else if (this.#kind === ReqKind.RecvObject) {
         const got = mpi.result(this.#id);
         // A typed message is already a typed array of its type (the binding makes it).
-        this.#value = (got === null || got === undefined ? undefined : st[3] === OBJECT_TYPE ? decode(got) : got) as T;
+        this.#value = (got === null || got === undefined ? undefined : st[3] === OBJECT_TYPE ? decode(got as Buffer) : got) as T;
       } else if (this.#kind === ReqKind.RecvBuffer) {
         this.#value = this.#buf as T;
       }

@@ -21,9 +21,9 @@ import { agreeCtx } from './context.js';
 import { nbcCtx, nextTag, run, Sched, start } from './coll-nb.js';
 import { OBJECT_TYPE, requireTypedArray, TYPE_NAMES, typeIdOf, type TypedArray } from './datatype.js';
 import { MPIError, rangeError, typeError } from './errors.js';
-import { mpi } from './native.js';
+import { decodeReceived, mpi } from './native.js';
 import { Request } from './request.js';
-import { decode, encode } from './serialization.js';
+import { encode } from './serialization.js';
 
 /** Topology kinds (MPI_CART, MPI_GRAPH, MPI_DIST_GRAPH; MPICH's values). */
 export const CART = 1;
@@ -149,7 +149,7 @@ function exchangeObjects(c: CommCore, nb: Neighbours, where: string, values: unk
     return recvs.map((id) => {
       if (!id) return undefined;
       mpi.wait(id);
-      return decode(mpi.result(id)!);
+      return decodeReceived(mpi.result(id)!);
     });
   } finally {
     for (const id of [...recvs, ...sends]) if (id) mpi.free(id);
