@@ -1,6 +1,6 @@
 #!/bin/sh
 # benchmarks/c/run.sh: libsfmpi beside MPICH and Open MPI (Debian's packages), one table.
-#   OSU-style latency 8 B..1 MiB, bandwidth 64 KiB..4 MiB, allreduce 8 B and 1 MiB, one-sided
+#   OSU-style latency and bandwidth 8 B..4 MiB, allreduce 8 B and 1 MiB, one-sided
 #   MPI_Put/MPI_Get latency and bandwidth, MPI_Iallreduce time and overlap (2 ranks), and
 #   whole-job wall time of hello world at -n 1..8 (NS), launcher included: `sfmpirun` as npm
 #   installs it (its bin through a symlink, as node_modules/.bin has it), mpiexec.mpich,
