@@ -30,6 +30,8 @@ import { defaultDom0Main, srunCommand, sshCommand, type Dom0Command } from './re
 
 /** Options of a job across hosts. */
 export interface ClusterOptions {
+  /** The launcher's name: the first word of its lines on stderr (default "sfmpirun"). */
+  name?: string;
   /** Seconds; 0 for none. */
   timeout: number;
   verbose: boolean;
@@ -62,10 +64,6 @@ export interface ClusterOptions {
 export const DEFAULT_SERVICE_PORT = 7519;
 const PING_MS = 1000;
 const SILENCE_MS = 5000;
-
-function say(line: string): void {
-  process.stderr.write(`sfmpirun: ${line}\n`);
-}
 
 /** The address to listen on: the interface's, this host's in the plan, or the one routing to the first host. */
 async function listenAddress(plan: Plan, iface?: string): Promise<string> {
@@ -105,6 +103,7 @@ interface Host {
 
 export async function runCluster(program: Prepared, plan: Plan, opts: ClusterOptions): Promise<JobResult> {
   const t0 = performance.now();
+  const say = (line: string) => process.stderr.write(`${opts.name ?? 'sfmpirun'}: ${line}\n`);
   const jobId = randomUUID();
   // Under services the job's secret is derived from the cluster key, on both ends: it never travels.
   const clusterKey = opts.launch === 'service' ? readClusterKey(opts.keyFile ?? defaultKeyFile()) : null;

@@ -107,6 +107,7 @@ async function runHere(prepared: Prepared, timeout: number): Promise<number> {
 
 async function runAcross(prepared: Prepared, plan: Plan, slurm: boolean, o: Options): Promise<number> {
   const result = await runCluster(prepared, plan, {
+    name: 'sfnode',
     timeout: o.timeout,
     verbose: o.verbose,
     launch: (o.launch ?? (slurm ? 'slurm' : 'ssh')) as 'ssh' | 'slurm',

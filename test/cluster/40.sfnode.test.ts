@@ -27,9 +27,9 @@ function hosts(): TestHosts {
 }
 
 /** sfnode typed on the first host; `slurm`: inside `salloc -N 3 -n 6` instead of --hostfile. */
-function run(mode: string, n: number, opts: { slurm?: boolean; onSpawn?: (pid: number) => void; gone?: string } = {}) {
+function run(mode: string, n: number, opts: { slurm?: boolean; onSpawn?: (pid: number) => void; gone?: string; verbose?: boolean } = {}) {
   const h = hosts();
-  const args = [sfnode, ...(opts.slurm ? [] : ['--hostfile', h.hostfile]), fixture, mode, String(n), ...(opts.gone ? [opts.gone] : [])];
+  const args = [sfnode, ...(opts.verbose ? ['-v'] : []), ...(opts.slurm ? [] : ['--hostfile', h.hostfile]), fixture, mode, String(n), ...(opts.gone ? [opts.gone] : [])];
   const env = { SFMPI_PREFETCH: '0' };
   if (opts.slurm) return h.exec(h.hosts[0], 'salloc', ['-N', '3', '-n', '6', '--quiet', process.execPath, ...args], { timeoutMs: 90_000, env });
   return h.exec(h.hosts[0], process.execPath, args, { timeoutMs: 90_000, env, onSpawn: opts.onSpawn });
@@ -97,10 +97,12 @@ if (!avail.ok || !lazy.ok) {
     await nothingLeft(h);
   });
 
-  test('requestTicket(2): only the hosts it needs; the third host\'s seed ends without a clone', async () => {
+  test('requestTicket(2): only the hosts it needs; the third host\'s seed ends without a clone; -v lines are sfnode\'s', async () => {
     const h = hosts();
-    const j = await run('values', 2);
+    const j = await run('values', 2, { verbose: true });
     assert.is(j.code, 0, show(j));
+    assert.match(j.stderr, /^sfnode: job of \d+ ranks on 3 hosts ended after /m, show(j));
+    assert.not.match(j.stderr, /^sfmpirun:/m, show(j));
     assert.equal(placement(j.stdout), [{ host: h.hosts[0], ids: [1] }, { host: h.hosts[1], ids: [2] }], show(j));
     await nothingLeft(h);
   });
