@@ -3,13 +3,10 @@
 // fork point and never the origin's later writes; the origin never sees a clone's writes.
 //
 // This file is also the origin: run with `--sfmpi-origin <scenario>` it plays one scenario and
-// prints `RESULT <json>`. Origin and clones take turns through two FIFOs: the clones check the
-// fork-point values, the origin overwrites its state and says so, the clones check again and
-// write their own marks and say so, the origin checks its state.
-import { execFileSync } from 'node:child_process';
+// prints `RESULT <json>`. Origin and clones take turns through two socket pairs: the clones
+// check the fork-point values, the origin overwrites its state and says so, the clones check
+// again and write their own marks and say so, the origin checks its state.
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -22,19 +19,37 @@ const self = fileURLToPath(import.meta.url);
 
 // ---- the origin's side -------------------------------------------------------------------------
 
-/** A FIFO both sides hold open read-write (so neither sees end-of-file); reads block. */
+/** One direction of a socket pair that the origin and every clone hold both ends of: say()
+ * writes bytes, hear() takes them, waiting at most `ms` and then saying how many came. */
 class Turn {
-  private readonly fd: number;
-  constructor(file: string) {
-    execFileSync('mkfifo', ['-m', '600', file]);
-    this.fd = fs.openSync(file, fs.constants.O_RDWR);
+  private readonly ends: [number, number];
+  constructor(private readonly name: string) {
+    this.ends = native.socketPair();
   }
   say(count = 1): void {
-    fs.writeSync(this.fd, Buffer.alloc(count, 1));
+    fs.writeSync(this.ends[0], Buffer.alloc(count, 1));
   }
-  hear(count = 1): void {
-    const buf = Buffer.alloc(count);
-    for (let got = 0; got < count; ) got += fs.readSync(this.fd, buf, got, count - got, null);
+  hear(count = 1, ms = 60_000): void {
+    const deadline = Date.now() + ms;
+    for (let got = 0; got < count; ) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`${this.name}: ${got} of ${count} bytes within ${ms} ms`);
+      try {
+        got += native.recvMsg(this.ends[1], count - got, left).data.length;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ETIMEDOUT') throw e;
+      }
+    }
+  }
+}
+
+/** up.hear(n) in the origin: on a timeout, the clones' outcomes say what became of them. */
+async function hearAll(up: Turn, n: number, ticket: Parameters<typeof join>[0]): Promise<void> {
+  try {
+    up.hear(n);
+  } catch (e) {
+    const outcomes = await join(ticket);
+    throw new Error(`${(e as Error).message}; the clones: ${JSON.stringify(outcomes)}`);
   }
 }
 
@@ -62,13 +77,13 @@ interface ArrayReport {
 
 /** An origin with one Float64Array of `len` elements (plain, or over a SharedArrayBuffer, which
  * a clone gets a copy of like any other memory) and `n` clones. */
-async function arrays(len: number, n: number, dir: string, shared = false): Promise<ArrayReport> {
+async function arrays(len: number, n: number, shared = false): Promise<ArrayReport> {
   const a = shared ? new Float64Array(new SharedArrayBuffer(len * 8)) : new Float64Array(len);
   for (let i = 0; i < len; i++) a[i] = pattern(i);
   const expected = sum(a);
   const hugeBytes = native.hugePageBytes(a);
-  const down = new Turn(path.join(dir, 'down'));
-  const up = new Turn(path.join(dir, 'up'));
+  const down = new Turn('down');
+  const up = new Turn('up');
   const ticket = requestTicket(n);
   const id = clone(ticket);
   if (id > 0) {
@@ -91,7 +106,7 @@ async function arrays(len: number, n: number, dir: string, shared = false): Prom
     a[i] = 1e6;
   }
   down.say(n);
-  up.hear(n);
+  await hearAll(up, n, ticket);
   const originAfterClonesWrote = sum(a);
   const outcomes = await join(ticket);
   return {
@@ -121,14 +136,14 @@ function digest(nodes: Node[], index: Map<string, Node>): number {
 }
 
 /** An origin with 300 000 small objects (linked, in an array and a Map) and `n` clones. */
-async function heap(n: number, dir: string) {
+async function heap(n: number) {
   const nodes: Node[] = [];
   for (let i = 0; i < 300_000; i++) nodes.push({ id: i, name: `node-${i}`, tags: i % 3 ? ['a'] : ['a', 'b'], next: null });
   for (let i = 0; i + 1 < nodes.length; i++) nodes[i].next = nodes[i + 1];
   const index = new Map(nodes.map((o) => [o.name, o]));
   const expected = digest(nodes, index);
-  const down = new Turn(path.join(dir, 'down'));
-  const up = new Turn(path.join(dir, 'up'));
+  const down = new Turn('down');
+  const up = new Turn('up');
   const ticket = requestTicket(n);
   const id = clone(ticket);
   if (id > 0) {
@@ -145,7 +160,7 @@ async function heap(n: number, dir: string) {
   index.set('origin', nodes[0]);
   const originExpected = digest(nodes, index);
   down.say(n);
-  up.hear(n);
+  await hearAll(up, n, ticket);
   const originAfterClonesWrote = digest(nodes, index);
   const outcomes = await join(ticket);
   return {
@@ -175,16 +190,11 @@ function kinds() {
 }
 
 async function origin(scenario: string): Promise<void> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sfmpi-test-plain-'));
-  const owner = process.pid;
-  process.once('exit', () => {
-    if (process.pid === owner) fs.rmSync(dir, { recursive: true, force: true });
-  });
   let result: unknown;
-  if (scenario === 'plain-1') result = await arrays((300 * MiB) / 8 + 12_345, 1, dir);
-  else if (scenario === 'plain-8') result = await arrays((256 * MiB) / 8, 8, dir);
-  else if (scenario === 'shared-2') result = await arrays((64 * MiB) / 8, 2, dir, true);
-  else if (scenario === 'heap-2') result = await heap(2, dir);
+  if (scenario === 'plain-1') result = await arrays((300 * MiB) / 8 + 12_345, 1);
+  else if (scenario === 'plain-8') result = await arrays((256 * MiB) / 8, 8);
+  else if (scenario === 'shared-2') result = await arrays((64 * MiB) / 8, 2, true);
+  else if (scenario === 'heap-2') result = await heap(2);
   else if (scenario === 'kinds') result = kinds();
   else throw new Error(`unknown scenario ${scenario}`);
   process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
