@@ -164,26 +164,20 @@ int OpenDevNullOnStdin() {
   return rc < 0 ? -1 : 0;
 }
 
-// What a child does after fork, before it returns to JavaScript. Only
-// async-signal-safe calls until uv_loop_fork (after it, V8 may allocate: glibc's fork leaves
-// malloc usable in the child); failures end the child at once (exit code 70, EX_SOFTWARE) with a
-// line on stderr, since there is no JavaScript to carry them to yet.
-[[noreturn]] void DieInChild(const char* what) {
-  char buf[256];
-  int n = snprintf(buf, sizeof buf, "sfmpi: clone %d: %s: %s\n", getpid(), what, strerror(errno));
-  if (n > 0) (void)!write(2, buf, static_cast<size_t>(n));
-  _exit(70);
-}
-
-// The child's first act: it dies with its parent, also if the parent is already gone.
-void ChildTiedToParent(pid_t parent) {
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) DieInChild("prctl(PR_SET_PDEATHSIG)");
+// What a child does after fork, before it returns to JavaScript (its start gate comes later, in
+// passStartGate). Only async-signal-safe calls until uv_loop_fork (after it, V8 may allocate:
+// glibc's fork leaves malloc usable in the child); failures end the child at once (exit code 70,
+// EX_SOFTWARE) with a line on stderr, since there is no JavaScript to carry them to yet.
+void ChildAfterFork(uv_loop_t* loop, pid_t parent, const std::vector<int>& close_fds,
+                    bool stdin_null) {
+  auto die = [](const char* what) {
+    char buf[256];
+    int n = snprintf(buf, sizeof buf, "sfmpi: clone %d: %s: %s\n", getpid(), what, strerror(errno));
+    if (n > 0) (void)!write(2, buf, static_cast<size_t>(n));
+    _exit(70);
+  };
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) die("prctl(PR_SET_PDEATHSIG)");
   if (getppid() != parent) _exit(70);  // the parent died before the flag was set
-}
-
-// The rest of a child's start in native code, before the start gate.
-void ChildAfterFork(uv_loop_t* loop, const std::vector<int>& close_fds, bool stdin_null) {
-  auto die = DieInChild;
   workers_absent = true;
   forking_with_workers = false;  // our clones inherit concurrent OSR off, as we did
   for (int fd : close_fds) close(fd);
@@ -369,13 +363,12 @@ Napi::Value ForkClones(const Napi::CallbackInfo& info) {
     pid_t pid = fork();
     if (pid == 0) {
       // Keep only our own end of our own channel.
-      ChildTiedToParent(self);
       std::vector<int> others = close_in_child;
       for (int j = 0; j < count; j++) {
         others.push_back(parent_ends[j]);
         if (j != i) others.push_back(child_ends[j]);
       }
-      ChildAfterFork(loop, others, stdin_null);
+      ChildAfterFork(loop, self, others, stdin_null);
       gate_ahead = start_gate;
       gate_seat = i;
       child_out.Set(k_id, i + 1);
