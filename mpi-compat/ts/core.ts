@@ -7,7 +7,6 @@
  * `ctx + 1` for collectives, so that a collective never matches a user's ANY_TAG receive.
  */
 import { MPIError, rangeError, typeError } from './errors.js';
-import { OBJECT_TYPE } from './datatype.js';
 import { decodeReceived, mpi, type Received, status as st } from './native.js';
 import { Op } from './op.js';
 import { Status } from './status.js';
@@ -117,7 +116,6 @@ export class CommCore {
 
   /** The value of a blocking object receive: decoded, or (a typed message) the binding's typed array. */
   decode(got: Received): unknown {
-    if (got === null) return undefined; // PROC_NULL
-    return st[3] === OBJECT_TYPE ? decodeReceived(got) : got;
+    return got === null ? undefined : decodeReceived(got); // null: PROC_NULL
   }
 }

@@ -9,10 +9,9 @@
  * wait timeout a few times a second meanwhile.
  */
 import { MPIError, makeNativeError } from './errors.js';
-import { mpi, settled, status as st } from './native.js';
+import { decodeReceived, mpi, settled, status as st } from './native.js';
 import { Status } from './status.js';
-import { decode } from './serialization.js';
-import { OBJECT_TYPE, refusedError, type TypedArray } from './datatype.js';
+import { refusedError, type TypedArray } from './datatype.js';
 
 const HEALTH_MS = 25;
 
@@ -128,8 +127,7 @@ export class Request<T = unknown> implements PromiseLike<T> {
         this.#error = refusedError('irecv', st[4], source, st[1], st[2], st[3], this.#buf as TypedArray);
       } else if (this.#kind === ReqKind.RecvObject) {
         const got = mpi.result(this.#id);
-        // A typed message is already a typed array of its type (the binding makes it).
-        this.#value = (got === null || got === undefined ? undefined : st[3] === OBJECT_TYPE ? decode(got as Buffer) : got) as T;
+        this.#value = (got === null || got === undefined ? undefined : decodeReceived(got)) as T;
       } else if (this.#kind === ReqKind.RecvBuffer) {
         this.#value = this.#buf as T;
       }
